@@ -1,0 +1,26 @@
+import type { ForemanConfig, Logger, Store } from "@foreman/shared";
+import express, { type Express } from "express";
+import { requireApiToken } from "./middleware/api-token.js";
+import { errorHandler, notFoundHandler } from "./middleware/errors.js";
+import { healthRoutes } from "./routes/health.js";
+import { rootRoutes } from "./routes/root.js";
+
+export interface AppDeps {
+  config: ForemanConfig;
+  store: Store;
+  logger: Logger;
+}
+
+/** Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  // Health comes first and outside the token check: orchestrators probe it without credentials.
+  app.use(healthRoutes(deps));
+  app.use(rootRoutes());
+  app.use(requireApiToken(deps.config.apiToken));
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,42 @@
+import type { AddressInfo } from "node:net";
+import {
+  createLoggerFromConfig,
+  handleShutdownSignals,
+  loadConfigOrExit,
+  openStore,
+  redactConfig,
+} from "@foreman/shared";
+import { createApp } from "./app.js";
+
+const config = loadConfigOrExit("gateway");
+const logger = createLoggerFromConfig(config, "gateway");
+const store = openStore({
+  dbPath: config.dbPath,
+  synchronous: config.dbSynchronous,
+  workerStaleMs: config.workerStaleMs,
+});
+if (store.migration.applied.length > 0) {
+  logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
+}
+
+const app = createApp({ config, store, logger });
+const server = app.listen(config.port, config.host, (err?: Error) => {
+  if (err) {
+    logger.error("cannot listen", { host: config.host, port: config.port, error: err.message });
+    store.close();
+    process.exit(1);
+  }
+  const { address, port } = server.address() as AddressInfo;
+  logger.info("gateway listening", { url: `http://${address}:${port}`, config: redactConfig(config) });
+});
+// Streams stay open as long as a job runs; only idle sockets are timed out.
+server.keepAliveTimeout = 65_000;
+
+handleShutdownSignals(logger, async () => {
+  // Stop accepting, drop idle keep-alive sockets, and wait for in-flight requests to finish.
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+  store.close();
+});

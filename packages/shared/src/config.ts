@@ -1,0 +1,191 @@
+import path from "node:path";
+import Joi from "joi";
+import { ConfigError } from "./errors.js";
+
+/**
+ * Configuration is read once, at start, from FOREMAN_* variables only (SPEC §2.3) into a frozen object
+ * that is passed to whatever needs it. Each key carries its own example so a bad value can be reported in
+ * one line that says how to fix it.
+ */
+export interface ForemanConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly dbPath: string;
+  readonly ollamaUrl: string;
+  readonly ollamaToken: string | undefined;
+  readonly embedModel: string | undefined;
+  readonly apiToken: string | undefined;
+  readonly webhookSecret: string | undefined;
+  readonly logLevel: LogLevel;
+  readonly logFormat: "json" | "pretty";
+  readonly dbSynchronous: "normal" | "full";
+  readonly heartbeatMs: number;
+  readonly workerStaleMs: number;
+}
+
+export type LogLevel = "error" | "warn" | "info" | "http" | "verbose" | "debug" | "silly";
+
+interface KeySpec {
+  field: keyof ForemanConfig;
+  schema: Joi.Schema;
+  example: string;
+  secret?: boolean;
+  /** What `.env.example` documents when the default is derived or absent. */
+  doc: string;
+}
+
+const durationMs = (min: number) => Joi.number().integer().min(min).max(86_400_000);
+
+/** The single table of every FOREMAN_* key: its field, validation, example and documentation. */
+export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
+  FOREMAN_HOST: {
+    field: "host",
+    schema: Joi.string().hostname().default("127.0.0.1"),
+    example: "0.0.0.0",
+    doc: "gateway listen address",
+  },
+  FOREMAN_PORT: {
+    field: "port",
+    schema: Joi.number().port().default(11435),
+    example: "11435",
+    doc: "gateway port",
+  },
+  FOREMAN_DATA_DIR: {
+    field: "dataDir",
+    schema: Joi.string().min(1).default("./data"),
+    example: "/var/lib/foreman",
+    doc: "database, relays and artifacts live here",
+  },
+  FOREMAN_DB_PATH: {
+    field: "dbPath",
+    schema: Joi.string().min(1),
+    example: "/var/lib/foreman/foreman.db",
+    doc: "the SQLite file (default: $FOREMAN_DATA_DIR/foreman.db)",
+  },
+  FOREMAN_OLLAMA_URL: {
+    field: "ollamaUrl",
+    schema: Joi.string()
+      .uri({ scheme: ["http", "https"] })
+      .default("http://127.0.0.1:11434"),
+    example: "http://127.0.0.1:11434",
+    doc: "the target Ollama server's base URL",
+  },
+  FOREMAN_OLLAMA_TOKEN: {
+    field: "ollamaToken",
+    schema: Joi.string().min(1),
+    example: "s3cret-token",
+    secret: true,
+    doc: "sent to the target as Authorization: Bearer …; never logged",
+  },
+  FOREMAN_EMBED_MODEL: {
+    field: "embedModel",
+    schema: Joi.string().min(1),
+    example: "nomic-embed-text:latest",
+    doc: "the always-resident embedding model",
+  },
+  FOREMAN_API_TOKEN: {
+    field: "apiToken",
+    schema: Joi.string().min(16),
+    example: "a-long-random-string-of-16+-chars",
+    secret: true,
+    doc: "when set, every route but /, /healthz and /readyz needs Authorization: Bearer <token>",
+  },
+  FOREMAN_WEBHOOK_SECRET: {
+    field: "webhookSecret",
+    schema: Joi.string().pattern(/^whsec_[A-Za-z0-9+/]+={0,2}$/, "whsec_<base64>"),
+    example: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    secret: true,
+    doc: "default Standard Webhooks signing secret (whsec_ + base64)",
+  },
+  FOREMAN_LOG_LEVEL: {
+    field: "logLevel",
+    schema: Joi.string().valid("error", "warn", "info", "http", "verbose", "debug", "silly").default("info"),
+    example: "debug",
+    doc: "winston log level",
+  },
+  FOREMAN_LOG_FORMAT: {
+    field: "logFormat",
+    schema: Joi.string().valid("json", "pretty").default("json"),
+    example: "pretty",
+    doc: "json (one JSON object per line) or pretty (readable lines)",
+  },
+  FOREMAN_DB_SYNCHRONOUS: {
+    field: "dbSynchronous",
+    schema: Joi.string().valid("normal", "full").default("normal"),
+    example: "full",
+    doc: "SQLite synchronous mode: normal survives process crashes, full also power loss (ADR 0003)",
+  },
+  FOREMAN_HEARTBEAT_MS: {
+    field: "heartbeatMs",
+    schema: durationMs(50).default(1000),
+    example: "1000",
+    doc: "how often the worker writes its heartbeat (ms)",
+  },
+  FOREMAN_WORKER_STALE_MS: {
+    field: "workerStaleMs",
+    schema: durationMs(200).default(10_000),
+    example: "10000",
+    doc: "a worker heartbeat older than this is stale: readyz fails and a standby worker takes over (ms)",
+  },
+};
+
+export const SECRET_KEYS: readonly string[] = Object.entries(CONFIG_KEYS)
+  .filter(([, spec]) => spec.secret)
+  .map(([key]) => key);
+
+function describeProblem(err: Joi.ValidationError): string {
+  const detail = err.details[0];
+  if (!detail) return "is invalid";
+  // joi's messages start with the quoted label ("\"value\" must be ..."); keep only the predicate.
+  return detail.message.replace(/^"[^"]*"\s*/, "");
+}
+
+/**
+ * Parses FOREMAN_* variables from `env` into a frozen config. Throws a ConfigError whose message is
+ * one line: the variable, what is wrong with its value, and an example of a good one. Secret values are
+ * never echoed.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<ForemanConfig> = {},
+): ForemanConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
+    const raw = env[key];
+    const input = raw === undefined || raw === "" ? undefined : raw;
+    const { value, error } = spec.schema.validate(input, { convert: true });
+    if (error) {
+      const shown = spec.secret ? "" : ` (got ${JSON.stringify(raw)})`;
+      throw new ConfigError(`${key} ${describeProblem(error)}${shown}; example: ${key}=${spec.example}`);
+    }
+    out[spec.field] = value;
+  }
+  const dataDir = path.resolve(String(out.dataDir));
+  out.dataDir = dataDir;
+  out.dbPath = out.dbPath ? path.resolve(String(out.dbPath)) : path.join(dataDir, "foreman.db");
+  out.ollamaUrl = String(out.ollamaUrl).replace(/\/+$/, "");
+  if ((out.workerStaleMs as number) <= (out.heartbeatMs as number) * 2) {
+    throw new ConfigError(
+      `FOREMAN_WORKER_STALE_MS must be more than twice FOREMAN_HEARTBEAT_MS (got ${out.workerStaleMs} and ${out.heartbeatMs}); example: FOREMAN_WORKER_STALE_MS=${(out.heartbeatMs as number) * 10}`,
+    );
+  }
+  return Object.freeze({ ...(out as unknown as ForemanConfig), ...overrides });
+}
+
+/** The config with every secret replaced, safe to log or print. */
+export function redactConfig(config: ForemanConfig): Record<string, unknown> {
+  const copy: Record<string, unknown> = { ...config };
+  for (const key of SECRET_KEYS) {
+    const field = CONFIG_KEYS[key]?.field;
+    if (field && copy[field] !== undefined) copy[field] = "[redacted]";
+  }
+  return copy;
+}
+
+/** The secret values present in a config, for the logger's last-line-of-defence redaction. */
+export function configSecrets(config: ForemanConfig): string[] {
+  return SECRET_KEYS.map((key) => config[CONFIG_KEYS[key]!.field]).filter(
+    (v): v is string => typeof v === "string" && v.length > 0,
+  );
+}

@@ -1,0 +1,13 @@
+export * from "./config.js";
+export * from "./errors.js";
+export * from "./job-states.js";
+export * from "./logger.js";
+export type * from "./ollama-types.js";
+export * from "./process.js";
+export * from "./store/database.js";
+export * from "./store/jobs.js";
+export * from "./store/migrate.js";
+export * from "./store/store.js";
+export * from "./store/target.js";
+export * from "./store/transitions.js";
+export * from "./store/worker-lease.js";

@@ -1,0 +1,57 @@
+import { type ForemanConfig, loadConfig } from "./config.js";
+import { ConfigError } from "./errors.js";
+import type { Logger } from "./logger.js";
+
+/**
+ * Reads the configuration or ends the process with the one-line message SPEC §4 asks for
+ * (variable, problem, example) and exit code 2, the conventional code for a usage error.
+ */
+export function loadConfigOrExit(service: string, env: NodeJS.ProcessEnv = process.env): ForemanConfig {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`foreman ${service}: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Runs `stop` once on SIGTERM or SIGINT, then exits 0; a second signal or a stop that overruns
+ * `timeoutMs` exits 1 at once, so an orchestrator is never left waiting on a wedged process.
+ */
+export function handleShutdownSignals(
+  logger: Logger,
+  stop: (signal: string) => Promise<void>,
+  timeoutMs = 15_000,
+): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn("second signal during shutdown; exiting now", { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info("shutting down", { signal });
+    const timer = setTimeout(() => {
+      logger.error("shutdown timed out; exiting", { timeout_ms: timeoutMs });
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+    stop(signal).then(
+      () => {
+        logger.info("stopped cleanly");
+        // Let winston flush its last line before the process ends.
+        setImmediate(() => process.exit(0));
+      },
+      (err: unknown) => {
+        logger.error("error during shutdown", { error: (err as Error)?.stack ?? String(err) });
+        setImmediate(() => process.exit(1));
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

@@ -1,0 +1,53 @@
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+
+export type Db = Database.Database;
+
+export interface OpenDatabaseOptions {
+  path: string;
+  synchronous?: "normal" | "full";
+  /** How long a writer waits for another process's write lock before SQLITE_BUSY (ms). */
+  busyTimeoutMs?: number;
+  readonly?: boolean;
+}
+
+/**
+ * Opens the shared SQLite file with the settings both processes rely on (ADR 0003): WAL so the gateway
+ * reads while the worker writes, a busy timeout so the two never fail on each other's short write
+ * transactions, and foreign keys so deleting a job removes its history, outbox rows and artifacts.
+ */
+export function openDatabase(options: OpenDatabaseOptions): Db {
+  fs.mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
+  const db = new Database(options.path, {
+    timeout: options.busyTimeoutMs ?? 5000,
+    readonly: options.readonly ?? false,
+  });
+  if (!options.readonly) enableWal(db);
+  db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+  db.pragma("foreign_keys = ON");
+  // Keep WAL growth bounded under a steady write load; checkpoints run in whichever process commits.
+  db.pragma("wal_autocheckpoint = 1000");
+  return db;
+}
+
+/**
+ * Switching to WAL needs an exclusive moment on a brand-new file; when gateway and worker start together
+ * one of them can get SQLITE_BUSY without the busy handler being consulted, so retry briefly.
+ */
+function enableWal(db: Db): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const mode = db.pragma("journal_mode = WAL", { simple: true });
+      if (String(mode).toLowerCase() === "wal") return;
+      throw new Error(`could not enable WAL journal mode (got ${String(mode)})`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if ((code === "SQLITE_BUSY" || code === "SQLITE_LOCKED") && attempt < 100) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        continue;
+      }
+      throw err;
+    }
+  }
+}

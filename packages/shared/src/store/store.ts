@@ -1,0 +1,52 @@
+import type Database from "better-sqlite3";
+import { type Db, openDatabase } from "./database.js";
+import { createJobsStore } from "./jobs.js";
+import { migrate } from "./migrate.js";
+import { createTargetStore } from "./target.js";
+import { createTransitionsStore } from "./transitions.js";
+import { createWorkerLeaseStore } from "./worker-lease.js";
+
+export interface StoreOptions {
+  dbPath: string;
+  synchronous?: "normal" | "full";
+  workerStaleMs?: number;
+  now?: () => number;
+}
+
+/**
+ * The database and every store module over it, each with its statements prepared once. Both processes
+ * open one of these at start (which applies pending migrations) and close it on shutdown.
+ */
+export function openStore(options: StoreOptions) {
+  const db = openDatabase({ path: options.dbPath, synchronous: options.synchronous ?? "normal" });
+  const migration = migrate(db);
+  const now = options.now ?? Date.now;
+  const probe = db.prepare(
+    "INSERT INTO meta (key, value) VALUES ('ready_probe_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  );
+  return {
+    db: db as Database.Database,
+    migration,
+    jobs: createJobsStore(db),
+    transitions: createTransitionsStore(db, { now }),
+    target: createTargetStore(db),
+    workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
+    /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */
+    probeWritable(): void {
+      probe.run(String(now()));
+    },
+    close(): void {
+      if (!db.open) return;
+      try {
+        // Fold the WAL back into the main file so a clean stop leaves a single, compact database.
+        db.pragma("wal_checkpoint(TRUNCATE)");
+      } catch {
+        // Another process holds a read transaction; the checkpoint simply happens later.
+      }
+      db.close();
+    },
+  };
+}
+
+export type Store = ReturnType<typeof openStore>;
+export type { Db };

@@ -1,0 +1,194 @@
+import { monotonicFactory } from "ulid";
+import { assertTransition, eventForState, type JobState } from "../job-states.js";
+import type { Db } from "./database.js";
+import {
+  type JobApi,
+  type JobKind,
+  type JobMode,
+  type JobRecord,
+  type JobRow,
+  jobFromRow,
+  type WebhookTarget,
+} from "./jobs.js";
+
+export interface NewJob {
+  kind: JobKind;
+  api: JobApi;
+  mode: JobMode;
+  model: string;
+  request: Record<string, unknown>;
+  metadata?: Record<string, unknown> | null;
+  webhook?: WebhookTarget | null;
+  idempotencyKey?: string | null;
+  requestHash?: string | null;
+  maxAttempts?: number;
+}
+
+/** Fields a transition may set alongside the state. */
+export interface TransitionPatch {
+  error?: string | null;
+  errorStatus?: number | null;
+  result?: unknown;
+  metrics?: Record<string, number> | null;
+  /** Count this transition as the start of a new attempt (set when the worker claims the job). */
+  incrementAttempts?: boolean;
+  reason?: string;
+}
+
+export interface TransitionEvent {
+  jobId: string;
+  type: string;
+  at: number;
+}
+
+const STATE_TIMESTAMP: Record<JobState, string> = {
+  queued: "queued_at",
+  loading: "loading_at",
+  working: "working_at",
+  done: "ended_at",
+  failed: "ended_at",
+  canceled: "ended_at",
+};
+
+/**
+ * Every write that creates a job or moves its state. Each one, in a single transaction: checks the move
+ * with the state machine, updates the job row with the state's timestamp, appends the history row and,
+ * when the job has a webhook that wants the event, the outbox row (SPEC §2.5: no recorded transition or
+ * pending webhook can be lost to a crash between the two).
+ */
+export function createTransitionsStore(db: Db, options: { now?: () => number; defaultMaxAttempts?: number } = {}) {
+  const now = options.now ?? Date.now;
+  const newId = monotonicFactory();
+  const insertJob = db.prepare(
+    `INSERT INTO jobs (id, kind, api, mode, model, state, request, metadata, webhook_url, webhook_secret,
+       webhook_events, idempotency_key, request_hash, max_attempts, created_at, queued_at, updated_at)
+     VALUES (@id, @kind, @api, @mode, @model, 'queued', @request, @metadata, @webhook_url, @webhook_secret,
+       @webhook_events, @idempotency_key, @request_hash, @max_attempts, @now, @now, @now)`,
+  );
+  const selectJob = db.prepare<[string], JobRow>("SELECT * FROM jobs WHERE id = ?");
+  const insertHistory = db.prepare(
+    "INSERT INTO job_transitions (job_id, from_state, to_state, attempt, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+  );
+  const selectHistory = db.prepare<
+    [string],
+    { from_state: JobState | null; to_state: JobState; attempt: number; reason: string | null; at: number }
+  >("SELECT from_state, to_state, attempt, reason, at FROM job_transitions WHERE job_id = ? ORDER BY id");
+  const insertOutbox = db.prepare(
+    `INSERT INTO webhook_outbox (event_id, job_id, event_type, payload, url, next_attempt_at, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const updateStatements = new Map<JobState, ReturnType<Db["prepare"]>>();
+  for (const state of Object.keys(STATE_TIMESTAMP) as JobState[]) {
+    updateStatements.set(
+      state,
+      db.prepare(
+        `UPDATE jobs SET state = @to, ${STATE_TIMESTAMP[state]} = @now, updated_at = @now,
+           attempts = attempts + @inc,
+           error = CASE WHEN @set_error THEN @error ELSE error END,
+           error_status = CASE WHEN @set_error THEN @error_status ELSE error_status END,
+           result = CASE WHEN @set_result THEN @result ELSE result END,
+           metrics = CASE WHEN @set_metrics THEN @metrics ELSE metrics END
+         WHERE id = @id AND state = @from`,
+      ),
+    );
+  }
+
+  function enqueueWebhook(job: JobRecord, at: number): void {
+    if (!job.webhook) return;
+    const type = eventForState(job.state);
+    if (job.webhook.events && !job.webhook.events.includes(type)) return;
+    const eventId = `msg_${newId(at)}`;
+    // The payload is frozen at the moment of the transition so retries deliver what was true then.
+    const payload = JSON.stringify({ type, timestamp: new Date(at).toISOString(), data: jobSnapshot(job) });
+    insertOutbox.run(eventId, job.id, type, payload, job.webhook.url, at, at);
+  }
+
+  const create = db.transaction((input: NewJob): JobRecord => {
+    const at = now();
+    const id = newId(at);
+    insertJob.run({
+      id,
+      kind: input.kind,
+      api: input.api,
+      mode: input.mode,
+      model: input.model,
+      request: JSON.stringify(input.request),
+      metadata: input.metadata ? JSON.stringify(input.metadata) : null,
+      webhook_url: input.webhook?.url ?? null,
+      webhook_secret: input.webhook?.secret ?? null,
+      webhook_events: input.webhook?.events ? JSON.stringify(input.webhook.events) : null,
+      idempotency_key: input.idempotencyKey ?? null,
+      request_hash: input.requestHash ?? null,
+      max_attempts: input.maxAttempts ?? options.defaultMaxAttempts ?? 3,
+      now: at,
+    });
+    insertHistory.run(id, null, "queued", 0, null, at);
+    const job = jobFromRow(selectJob.get(id)!);
+    enqueueWebhook(job, at);
+    return job;
+  });
+
+  const move = db.transaction((id: string, to: JobState, patch: TransitionPatch): JobRecord => {
+    const row = selectJob.get(id);
+    if (!row) throw new Error(`job ${id} does not exist`);
+    assertTransition(row.state, to, id);
+    const at = now();
+    const res = updateStatements.get(to)!.run({
+      id,
+      from: row.state,
+      to,
+      now: at,
+      inc: patch.incrementAttempts ? 1 : 0,
+      set_error: patch.error !== undefined ? 1 : 0,
+      error: patch.error ?? null,
+      error_status: patch.errorStatus ?? null,
+      set_result: patch.result !== undefined ? 1 : 0,
+      result: patch.result === undefined ? null : JSON.stringify(patch.result),
+      set_metrics: patch.metrics !== undefined ? 1 : 0,
+      metrics: patch.metrics ? JSON.stringify(patch.metrics) : null,
+    });
+    // Inside one IMMEDIATE transaction nobody else can have moved it, but stay defensive.
+    if (res.changes !== 1) throw new Error(`job ${id} changed state concurrently`);
+    const job = jobFromRow(selectJob.get(id)!);
+    insertHistory.run(id, row.state, to, job.attempts, patch.reason ?? null, at);
+    enqueueWebhook(job, at);
+    return job;
+  });
+
+  return {
+    /** Commits a new queued job (with its creation history row and job.queued outbox row). */
+    createJob(input: NewJob): JobRecord {
+      return create.immediate(input);
+    },
+    /** Moves a job to `to`; throws IllegalTransitionError when the state machine forbids it. */
+    transition(id: string, to: JobState, patch: TransitionPatch = {}): JobRecord {
+      return move.immediate(id, to, patch);
+    },
+    history(id: string) {
+      return selectHistory.all(id);
+    },
+  };
+}
+
+export type TransitionsStore = ReturnType<typeof createTransitionsStore>;
+
+/** The job as webhook receivers and API callers see it; secrets and internal fields are left out. */
+export function jobSnapshot(job: JobRecord) {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: job.id,
+    kind: job.kind,
+    model: job.model,
+    state: job.state,
+    attempts: job.attempts,
+    error: job.error,
+    metadata: job.metadata,
+    created_at: iso(job.createdAt),
+    queued_at: iso(job.queuedAt),
+    loading_at: iso(job.loadingAt),
+    working_at: iso(job.workingAt),
+    ended_at: iso(job.endedAt),
+    metrics: job.metrics,
+    result: job.result ?? null,
+  };
+}

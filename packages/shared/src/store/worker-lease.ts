@@ -1,0 +1,108 @@
+import type { Db } from "./database.js";
+
+export interface LeaseHolder {
+  workerId: string;
+  pid: number;
+  hostname: string;
+  acquiredAt: number;
+  heartbeatAt: number;
+  currentJobId: string | null;
+}
+
+export interface LeaseClaimant {
+  workerId: string;
+  pid: number;
+  hostname: string;
+}
+
+export type AcquireResult = { acquired: true; previous: LeaseHolder | null } | { acquired: false; holder: LeaseHolder };
+
+interface LeaseRow {
+  worker_id: string;
+  pid: number;
+  hostname: string;
+  acquired_at: number;
+  heartbeat_at: number;
+  current_job_id: string | null;
+}
+
+const toHolder = (r: LeaseRow): LeaseHolder => ({
+  workerId: r.worker_id,
+  pid: r.pid,
+  hostname: r.hostname,
+  acquiredAt: r.acquired_at,
+  heartbeatAt: r.heartbeat_at,
+  currentJobId: r.current_job_id,
+});
+
+/** Whether a process id on this host is alive; `kill(pid, 0)` sends nothing, it only checks. */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * The one-row lease that makes a single worker active per database (SPEC §2.6). The holder renews it with
+ * each heartbeat; anyone else may take it only when it is stale, or when its holder is provably dead (a
+ * process on this same host that no longer exists, or our own pid left over from a previous life of this
+ * container), so a restarted worker does not have to wait out the stale period.
+ */
+export function createWorkerLeaseStore(
+  db: Db,
+  options: { staleMs: number; now?: () => number; isAlive?: (pid: number) => boolean },
+) {
+  const now = options.now ?? Date.now;
+  const isAlive = options.isAlive ?? isProcessAlive;
+  const select = db.prepare<[], LeaseRow>("SELECT * FROM worker_lease WHERE id = 1");
+  const upsert = db.prepare(
+    `INSERT INTO worker_lease (id, worker_id, pid, hostname, acquired_at, heartbeat_at, current_job_id)
+     VALUES (1, @worker_id, @pid, @hostname, @now, @now, NULL)
+     ON CONFLICT (id) DO UPDATE SET worker_id = excluded.worker_id, pid = excluded.pid,
+       hostname = excluded.hostname, acquired_at = excluded.acquired_at,
+       heartbeat_at = excluded.heartbeat_at, current_job_id = NULL`,
+  );
+  const beat = db.prepare(
+    "UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ? WHERE id = 1 AND worker_id = ?",
+  );
+  const release = db.prepare("DELETE FROM worker_lease WHERE id = 1 AND worker_id = ?");
+
+  const acquire = db.transaction((me: LeaseClaimant): AcquireResult => {
+    const row = select.get();
+    const at = now();
+    if (row && row.worker_id !== me.workerId) {
+      const stale = at - row.heartbeat_at > options.staleMs;
+      const sameHost = row.hostname === me.hostname;
+      const deadHere = sameHost && (row.pid === me.pid || !isAlive(row.pid));
+      if (!stale && !deadHere) return { acquired: false, holder: toHolder(row) };
+    }
+    upsert.run({ worker_id: me.workerId, pid: me.pid, hostname: me.hostname, now: at });
+    return { acquired: true, previous: row && row.worker_id !== me.workerId ? toHolder(row) : null };
+  });
+
+  return {
+    /** Takes the lease if it is free, ours, stale or held by a dead process. */
+    tryAcquire(me: LeaseClaimant): AcquireResult {
+      return acquire.immediate(me);
+    },
+    /** Renews our lease; false means we lost it (another worker took over while we stalled). */
+    heartbeat(workerId: string, currentJobId: string | null = null): boolean {
+      return beat.run(now(), currentJobId, workerId).changes === 1;
+    },
+    release(workerId: string): void {
+      release.run(workerId);
+    },
+    holder(): LeaseHolder | null {
+      const row = select.get();
+      return row ? toHolder(row) : null;
+    },
+    isFresh(holder: LeaseHolder | null): boolean {
+      return holder !== null && now() - holder.heartbeatAt <= options.staleMs;
+    },
+  };
+}
+
+export type WorkerLeaseStore = ReturnType<typeof createWorkerLeaseStore>;
