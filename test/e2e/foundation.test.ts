@@ -1,6 +1,6 @@
-import { expect } from "chai";
-import Database from "better-sqlite3";
 import path from "node:path";
+import Database from "better-sqlite3";
+import { expect } from "chai";
 import { ENTRY, foreman, Proc, stopAll, tempDataDir } from "./harness.js";
 
 describe("e2e: foundation (gateway and worker processes)", () => {
@@ -65,7 +65,10 @@ describe("e2e: foundation (gateway and worker processes)", () => {
       const worker = f.startWorker();
       await worker.waitForLog("active worker");
       if (round === 0) {
-        expect(gateway.logs().some((l) => l.message === "database migrated") || worker.logs().some((l) => l.message === "database migrated")).to.equal(true);
+        expect(
+          gateway.logs().some((l) => l.message === "database migrated") ||
+            worker.logs().some((l) => l.message === "database migrated"),
+        ).to.equal(true);
       } else {
         expect([...gateway.logs(), ...worker.logs()].some((l) => l.message === "database migrated")).to.equal(false);
       }

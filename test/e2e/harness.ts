@@ -60,7 +60,11 @@ export class Proc {
       const waiter = { test, resolve: (l: string) => (clearTimeout(timer), resolve(l)) };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`${this.name}: no matching log line within ${timeoutMs} ms; last lines:\n${this.lines.slice(-15).join("\n")}`));
+        reject(
+          new Error(
+            `${this.name}: no matching log line within ${timeoutMs} ms; last lines:\n${this.lines.slice(-15).join("\n")}`,
+          ),
+        );
       }, timeoutMs);
       this.waiters.push(waiter);
     });
@@ -126,7 +130,9 @@ export interface Foreman {
 }
 
 /** Environment for foreman children: only what the test sets, plus PATH, so a developer's FOREMAN_* never leaks in. */
-export async function foreman(options: { ollamaUrl?: string; env?: NodeJS.ProcessEnv; dataDir?: string } = {}): Promise<Foreman> {
+export async function foreman(
+  options: { ollamaUrl?: string; env?: NodeJS.ProcessEnv; dataDir?: string } = {},
+): Promise<Foreman> {
   const dataDir = options.dataDir ?? tempDataDir();
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {

@@ -134,11 +134,13 @@ export const SECRET_KEYS: readonly string[] = Object.entries(CONFIG_KEYS)
   .filter(([, spec]) => spec.secret)
   .map(([key]) => key);
 
-function describeProblem(err: Joi.ValidationError): string {
+function describeProblem(err: Joi.ValidationError, secretValue?: string): string {
   const detail = err.details[0];
   if (!detail) return "is invalid";
   // joi's messages start with the quoted label ("\"value\" must be ..."); keep only the predicate.
-  return detail.message.replace(/^"[^"]*"\s*/, "");
+  const problem = detail.message.replace(/^"[^"]*"\s*/, "");
+  // Some joi messages quote the value itself ("with value ... fails to match"); a secret must not be echoed.
+  return secretValue ? problem.split(secretValue).join("[redacted]") : problem;
 }
 
 /**
@@ -157,7 +159,9 @@ export function loadConfig(
     const { value, error } = spec.schema.validate(input, { convert: true });
     if (error) {
       const shown = spec.secret ? "" : ` (got ${JSON.stringify(raw)})`;
-      throw new ConfigError(`${key} ${describeProblem(error)}${shown}; example: ${key}=${spec.example}`);
+      throw new ConfigError(
+        `${key} ${describeProblem(error, spec.secret ? raw : undefined)}${shown}; example: ${key}=${spec.example}`,
+      );
     }
     out[spec.field] = value;
   }

@@ -1,0 +1,108 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { PassThrough } from "node:stream";
+import { createLogger, loadConfig, openStore, type Store } from "@foreman/shared";
+import { expect } from "chai";
+import request from "supertest";
+import { createApp } from "../src/app.js";
+
+function build(env: NodeJS.ProcessEnv = {}) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-gw-"));
+  const config = loadConfig({ FOREMAN_DATA_DIR: dataDir, ...env });
+  const store = openStore({ dbPath: config.dbPath, workerStaleMs: config.workerStaleMs });
+  const logger = createLogger({ service: "gateway", stream: new PassThrough(), level: "error" });
+  return { app: createApp({ config, store, logger }), store };
+}
+
+describe("gateway app", () => {
+  let store: Store | undefined;
+  afterEach(() => store?.close());
+
+  it("answers GET / and HEAD / as Ollama does", async () => {
+    const built = build();
+    store = built.store;
+    const get = await request(built.app).get("/");
+    expect(get.status).to.equal(200);
+    expect(get.text).to.equal("Ollama is running");
+    expect(get.headers["content-type"]).to.equal("text/plain; charset=utf-8");
+    const head = await request(built.app).head("/");
+    expect(head.status).to.equal(200);
+    expect(head.text ?? "").to.equal("");
+  });
+
+  it("healthz answers without any dependency", async () => {
+    const built = build();
+    store = built.store;
+    built.store.close();
+    const res = await request(built.app).get("/healthz");
+    expect(res.status).to.equal(200);
+    expect(res.body).to.deep.equal({ status: "ok" });
+  });
+
+  it("readyz is 503 without a worker heartbeat and 200 with a fresh one", async () => {
+    const built = build();
+    store = built.store;
+    const before = await request(built.app).get("/readyz");
+    expect(before.status).to.equal(503);
+    expect(before.body.database.writable).to.equal(true);
+    expect(before.body.worker.fresh).to.equal(false);
+
+    built.store.workerLease.tryAcquire({ workerId: "w", pid: process.pid, hostname: os.hostname() });
+    built.store.target.record({
+      reachable: false,
+      version: null,
+      resident: [],
+      lastCheckedAt: Date.now(),
+      lastError: "ECONNREFUSED",
+    });
+    const after = await request(built.app).get("/readyz");
+    expect(after.status).to.equal(200);
+    expect(after.body.status).to.equal("ready");
+    // An unreachable target does not make foreman unready: jobs still queue (SPEC §2.4).
+    expect(after.body.target).to.include({ reachable: false, last_error: "ECONNREFUSED" });
+  });
+
+  it("readyz is 503 when the database cannot take a write", async () => {
+    const built = build();
+    store = built.store;
+    built.store.workerLease.tryAcquire({ workerId: "w", pid: process.pid, hostname: os.hostname() });
+    built.store.db.exec(
+      "CREATE TRIGGER no_writes BEFORE UPDATE ON meta BEGIN SELECT RAISE(ABORT, 'disk is full'); END",
+    );
+    built.store.db.exec(
+      "CREATE TRIGGER no_inserts BEFORE INSERT ON meta BEGIN SELECT RAISE(ABORT, 'disk is full'); END",
+    );
+    const res = await request(built.app).get("/readyz");
+    expect(res.status).to.equal(503);
+    expect(res.body.database).to.deep.equal({ writable: false, error: "disk is full" });
+  });
+
+  describe("with FOREMAN_API_TOKEN", () => {
+    const token = "0123456789abcdef-token";
+    it("requires the bearer token on every route but /, healthz and readyz", async () => {
+      const built = build({ FOREMAN_API_TOKEN: token });
+      store = built.store;
+      for (const open of ["/", "/healthz"]) {
+        expect((await request(built.app).get(open)).status, open).to.equal(200);
+      }
+      expect((await request(built.app).get("/readyz")).status).to.equal(503);
+      const missing = await request(built.app).get("/api/anything");
+      expect(missing.status).to.equal(401);
+      expect(missing.body.error).to.match(/bearer token/);
+      expect(JSON.stringify(missing.body)).to.not.include(token);
+      const wrong = await request(built.app).get("/api/anything").set("Authorization", "Bearer nope");
+      expect(wrong.status).to.equal(401);
+      const right = await request(built.app).get("/api/anything").set("Authorization", `Bearer ${token}`);
+      expect(right.status).to.equal(404);
+    });
+  });
+
+  it("answers an unknown route with Ollama's 404", async () => {
+    const built = build();
+    store = built.store;
+    const res = await request(built.app).get("/nope");
+    expect(res.status).to.equal(404);
+    expect(res.text).to.equal("404 page not found");
+  });
+});
