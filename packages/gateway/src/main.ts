@@ -7,6 +7,7 @@ import {
   redactConfig,
 } from "@foreman/shared";
 import { createApp } from "./app.js";
+import { createTargetProxy } from "./proxy/target-proxy.js";
 
 const config = loadConfigOrExit("gateway");
 const logger = createLoggerFromConfig(config, "gateway");
@@ -19,7 +20,13 @@ if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
 }
 
-const app = createApp({ config, store, logger });
+const proxy = createTargetProxy({
+  targetUrl: config.ollamaUrl,
+  token: config.ollamaToken,
+  connectTimeoutMs: config.connectTimeoutMs,
+  logger,
+});
+const app = createApp({ config, store, logger, proxy });
 const server = app.listen(config.port, config.host, (err?: Error) => {
   if (err) {
     logger.error("cannot listen", { host: config.host, port: config.port, error: err.message });
@@ -38,5 +45,6 @@ handleShutdownSignals(logger, async () => {
     server.close(() => resolve());
     server.closeIdleConnections();
   });
+  proxy.close();
   store.close();
 });

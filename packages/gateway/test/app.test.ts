@@ -6,13 +6,15 @@ import { createLogger, loadConfig, openStore, type Store } from "@foreman/shared
 import { expect } from "chai";
 import request from "supertest";
 import { createApp } from "../src/app.js";
+import { createTargetProxy } from "../src/proxy/target-proxy.js";
 
 function build(env: NodeJS.ProcessEnv = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-gw-"));
   const config = loadConfig({ FOREMAN_DATA_DIR: dataDir, ...env });
   const store = openStore({ dbPath: config.dbPath, workerStaleMs: config.workerStaleMs });
   const logger = createLogger({ service: "gateway", stream: new PassThrough(), level: "error" });
-  return { app: createApp({ config, store, logger }), store };
+  const proxy = createTargetProxy({ targetUrl: "http://127.0.0.1:9", token: undefined, connectTimeoutMs: 500, logger });
+  return { app: createApp({ config, store, logger, proxy }), store };
 }
 
 describe("gateway app", () => {
@@ -95,6 +97,7 @@ describe("gateway app", () => {
       expect(wrong.status).to.equal(401);
       const right = await request(built.app).get("/api/anything").set("Authorization", `Bearer ${token}`);
       expect(right.status).to.equal(404);
+      expect(right.text).to.equal("404 page not found");
     });
   });
 

@@ -22,6 +22,10 @@ export interface ForemanConfig {
   readonly dbSynchronous: "normal" | "full";
   readonly heartbeatMs: number;
   readonly workerStaleMs: number;
+  readonly pollMs: number;
+  readonly connectTimeoutMs: number;
+  readonly management: boolean;
+  readonly bodyLimit: string;
 }
 
 export type LogLevel = "error" | "warn" | "info" | "http" | "verbose" | "debug" | "silly";
@@ -127,6 +131,32 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: durationMs(200).default(10_000),
     example: "10000",
     doc: "a worker heartbeat older than this is stale: readyz fails and a standby worker takes over (ms)",
+  },
+  FOREMAN_POLL_MS: {
+    field: "pollMs",
+    schema: durationMs(100).default(5000),
+    example: "5000",
+    doc: "how often the worker polls the target's /api/version and /api/ps (ms)",
+  },
+  FOREMAN_CONNECT_TIMEOUT_MS: {
+    field: "connectTimeoutMs",
+    schema: durationMs(50).default(3000),
+    example: "3000",
+    doc: "how long to wait for a TCP connection to the target before answering 502 (ms)",
+  },
+  FOREMAN_MANAGEMENT: {
+    field: "management",
+    schema: Joi.boolean().truthy("1", "yes", "on").falsy("0", "no", "off").default(false),
+    example: "true",
+    doc: "pass /api/pull, /api/push, /api/create, /api/copy, /api/delete and /api/blobs/* through to the target",
+  },
+  FOREMAN_BODY_LIMIT: {
+    field: "bodyLimit",
+    schema: Joi.string()
+      .pattern(/^\d+(b|kb|mb|gb)$/i, "size such as 10mb")
+      .default("10mb"),
+    example: "10mb",
+    doc: "largest request body the gateway accepts for JSON routes",
   },
 };
 

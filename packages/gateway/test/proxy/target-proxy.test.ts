@@ -1,0 +1,161 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { PassThrough } from "node:stream";
+import { createLogger } from "@foreman/shared";
+import { expect } from "chai";
+import express from "express";
+import { createTargetProxy } from "../../src/proxy/target-proxy.js";
+
+interface Seen {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  closedEarly: boolean;
+}
+
+/** A stand-in target on a real loopback socket that records what reached it. */
+async function startTarget(handler: (req: http.IncomingMessage, res: http.ServerResponse, seen: Seen) => void) {
+  const seen: Seen[] = [];
+  const server = http.createServer((req, res) => {
+    const record: Seen = { headers: req.headers, body: "", closedEarly: false };
+    seen.push(record);
+    res.on("close", () => {
+      if (!res.writableFinished) record.closedEarly = true;
+    });
+    req.on("data", (d) => (record.body += d));
+    req.on("end", () => handler(req, res, record));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, seen, server };
+}
+
+async function startGateway(targetUrl: string, token?: string) {
+  const logger = createLogger({ service: "test", stream: new PassThrough(), level: "error" });
+  const proxy = createTargetProxy({ targetUrl, token, connectTimeoutMs: 1000, logger });
+  const app = express();
+  app.all("/{*path}", (req, res) => proxy.forward(req, res));
+  const server = app.listen(0, "127.0.0.1");
+  await new Promise((r) => server.once("listening", r));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}`, server, proxy };
+}
+
+describe("proxy/target-proxy", () => {
+  const closers: Array<() => void> = [];
+  afterEach(() => {
+    for (const close of closers.splice(0)) close();
+  });
+
+  it("passes status, content type and body unchanged and swaps the caller's token for the target's", async () => {
+    const target = await startTarget((_req, res) => {
+      res.writeHead(404, { "content-type": "application/json; charset=utf-8", "x-target": "yes" });
+      res.end('{"error":"model \\"x\\" not found, try pulling it first"}');
+    });
+    const gw = await startGateway(target.url, "target-token");
+    closers.push(
+      () => target.server.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    // node:http rather than fetch: fetch refuses to send a Connection header that names other headers.
+    const res = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>(
+      (resolve, reject) => {
+        const req = http.request(`${gw.url}/api/show?x=1`, {
+          method: "POST",
+          headers: {
+            authorization: "Bearer caller-token",
+            "content-type": "application/json",
+            "x-extra": "1",
+            connection: "keep-alive, x-extra",
+          },
+        });
+        req.on("response", (r) => {
+          let body = "";
+          r.on("data", (d) => (body += d));
+          r.on("end", () => resolve({ status: r.statusCode!, headers: r.headers, body }));
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ model: "x" }));
+      },
+    );
+    expect(res.status).to.equal(404);
+    expect(res.headers["content-type"]).to.equal("application/json; charset=utf-8");
+    expect(res.headers["x-target"]).to.equal("yes");
+    expect(res.body).to.equal('{"error":"model \\"x\\" not found, try pulling it first"}');
+    const seen = target.seen[0]!;
+    expect(seen.headers.authorization).to.equal("Bearer target-token");
+    expect(seen.headers["x-extra"], "named in Connection: hop-by-hop").to.equal(undefined);
+    expect(seen.body).to.equal('{"model":"x"}');
+  });
+
+  it("does not forward the caller's Authorization when no target token is set", async () => {
+    const target = await startTarget((_req, res) => res.end("ok"));
+    const gw = await startGateway(target.url);
+    closers.push(
+      () => target.server.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    await (await fetch(`${gw.url}/api/tags`, { headers: { authorization: "Bearer caller" } })).text();
+    expect(target.seen[0]!.headers.authorization).to.equal(undefined);
+  });
+
+  it("streams: the first chunk reaches the caller before the target has finished", async () => {
+    let finish: () => void = () => {};
+    const target = await startTarget((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.write('{"status":"pulling manifest"}\n');
+      finish = () => res.end('{"status":"success"}\n');
+    });
+    const gw = await startGateway(target.url);
+    closers.push(
+      () => target.server.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const res = await fetch(`${gw.url}/api/pull`, { method: "POST", body: "{}" });
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(Buffer.from(first.value!).toString()).to.equal('{"status":"pulling manifest"}\n');
+    finish();
+    const rest = await reader.read();
+    expect(Buffer.from(rest.value!).toString()).to.equal('{"status":"success"}\n');
+  });
+
+  it("aborts the upstream request when the caller goes away", async () => {
+    let upstreamClosed: () => void = () => {};
+    const closed = new Promise<void>((r) => (upstreamClosed = r));
+    const target = await startTarget((_req, res) => {
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      res.write("{}\n");
+      res.on("close", () => upstreamClosed());
+    });
+    const gw = await startGateway(target.url);
+    closers.push(
+      () => target.server.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const controller = new AbortController();
+    const res = await fetch(`${gw.url}/api/pull`, { method: "POST", body: "{}", signal: controller.signal });
+    await res.body!.getReader().read();
+    controller.abort();
+    await closed;
+    expect(target.seen[0]!.closedEarly).to.equal(true);
+  });
+
+  it("answers 502 with Ollama's error shape when the target refuses connections", async () => {
+    const target = await startTarget((_req, res) => res.end());
+    const url = target.url;
+    await new Promise((r) => target.server.close(r));
+    const gw = await startGateway(url);
+    closers.push(
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const res = await fetch(`${gw.url}/api/tags`);
+    expect(res.status).to.equal(502);
+    const body = (await res.json()) as { error: string };
+    expect(body.error).to.match(/^ollama target unreachable: ECONNREFUSED/);
+  });
+});
