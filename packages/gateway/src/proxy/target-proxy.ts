@@ -65,7 +65,7 @@ export function createTargetProxy(options: TargetProxyOptions) {
   const basePath = target.pathname.replace(/\/+$/, "");
   const auth = options.token ? `Bearer ${options.token}` : undefined;
 
-  function forward(req: Request, res: Response, forwardOptions: ForwardOptions = {}): void {
+  function forward(req: Request, res: Response, forwardOptions: ForwardOptions = {}, retried = false): void {
     const started = performance.now();
     const route = forwardOptions.route ?? req.path;
     const headers = forwardableHeaders(req.headers, DROP_REQUEST);
@@ -115,6 +115,15 @@ export function createTargetProxy(options: TargetProxyOptions) {
 
     upstream.on("error", (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
+      // A pooled keep-alive socket the target closed while idle (it restarted, or slept): the request never
+      // reached it, so send it once more on a fresh connection when its body can be replayed.
+      const replayable = body !== undefined || req.method === "GET" || req.method === "HEAD";
+      if (!retried && upstream.reusedSocket && replayable && (err.code === "ECONNRESET" || err.code === "EPIPE")) {
+        if (!res.headersSent && !res.destroyed) {
+          forward(req, res, forwardOptions, true);
+          return;
+        }
+      }
       if (res.headersSent) {
         // Mid-stream loss: end the caller's response abruptly so it sees a truncated stream, not a clean end.
         res.destroy();
