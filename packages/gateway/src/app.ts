@@ -1,10 +1,11 @@
+import type http from "node:http";
 import type { ForemanConfig, Logger, Store } from "@foreman/shared";
 import express, { type Express } from "express";
-import { requireApiToken } from "./middleware/api-token.js";
+import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
 import { errorHandler, notFoundHandler } from "./middleware/errors.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
 import { healthRoutes } from "./routes/health.js";
-import { passthroughRoutes } from "./routes/passthrough.js";
+import { createPassthroughDispatcher, managementGate } from "./routes/passthrough.js";
 import { rootRoutes } from "./routes/root.js";
 
 export interface AppDeps {
@@ -23,8 +24,27 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRoutes(deps));
   app.use(rootRoutes());
   app.use(requireApiToken(deps.config.apiToken));
-  app.use(passthroughRoutes(deps));
+  const dispatch = createPassthroughDispatcher(deps);
+  app.use((req, res, next) => {
+    if (!dispatch(req, res)) next();
+  });
+  app.use(managementGate());
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+/**
+ * The production request listener: pass-through routes (the proxy's hot path) are dispatched on the raw
+ * request without Express's per-request setup; every other request, and any that is not authorized, goes
+ * through the Express app, which answers it (or its 401) the same way.
+ */
+export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const app = createApp(deps);
+  const dispatch = createPassthroughDispatcher(deps);
+  const token = deps.config.apiToken;
+  return (req, res) => {
+    if ((token === undefined || isAuthorized(req.headers.authorization, token)) && dispatch(req, res)) return;
+    app(req, res);
+  };
 }

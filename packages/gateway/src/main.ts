@@ -1,3 +1,4 @@
+import http from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   createLoggerFromConfig,
@@ -6,7 +7,7 @@ import {
   openStore,
   redactConfig,
 } from "@foreman/shared";
-import { createApp } from "./app.js";
+import { createRequestListener } from "./app.js";
 import { createTargetProxy } from "./proxy/target-proxy.js";
 
 const config = loadConfigOrExit("gateway");
@@ -26,13 +27,13 @@ const proxy = createTargetProxy({
   connectTimeoutMs: config.connectTimeoutMs,
   logger,
 });
-const app = createApp({ config, store, logger, proxy });
-const server = app.listen(config.port, config.host, (err?: Error) => {
-  if (err) {
-    logger.error("cannot listen", { host: config.host, port: config.port, error: err.message });
-    store.close();
-    process.exit(1);
-  }
+const server = http.createServer(createRequestListener({ config, store, logger, proxy }));
+server.on("error", (err) => {
+  logger.error("cannot listen", { host: config.host, port: config.port, error: err.message });
+  store.close();
+  process.exit(1);
+});
+server.listen(config.port, config.host, () => {
   const { address, port } = server.address() as AddressInfo;
   logger.info("gateway listening", { url: `http://${address}:${port}`, config: redactConfig(config) });
 });

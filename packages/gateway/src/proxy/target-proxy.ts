@@ -1,7 +1,6 @@
 import http from "node:http";
 import https from "node:https";
 import type { Logger } from "@foreman/shared";
-import type { Request, Response } from "express";
 
 export interface TargetProxyOptions {
   targetUrl: string;
@@ -65,9 +64,15 @@ export function createTargetProxy(options: TargetProxyOptions) {
   const basePath = target.pathname.replace(/\/+$/, "");
   const auth = options.token ? `Bearer ${options.token}` : undefined;
 
-  function forward(req: Request, res: Response, forwardOptions: ForwardOptions = {}, retried = false): void {
+  function forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    forwardOptions: ForwardOptions = {},
+    retried = false,
+  ): void {
     const started = performance.now();
-    const route = forwardOptions.route ?? req.path;
+    const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
+    const route = forwardOptions.route ?? url;
     const headers = forwardableHeaders(req.headers, DROP_REQUEST);
     if (auth) headers.authorization = auth;
     const body = forwardOptions.body;
@@ -85,7 +90,7 @@ export function createTargetProxy(options: TargetProxyOptions) {
       hostname: target.hostname,
       port: target.port || (isHttps ? 443 : 80),
       method: req.method,
-      path: basePath + (forwardOptions.path ?? req.originalUrl),
+      path: basePath + (forwardOptions.path ?? url),
       headers,
       agent,
     });
@@ -104,10 +109,8 @@ export function createTargetProxy(options: TargetProxyOptions) {
 
     upstream.on("response", (answer) => {
       clearTimeout(connectTimer);
-      res.status(answer.statusCode ?? 502);
-      res.set(forwardableHeaders(answer.headers, DROP_RESPONSE) as Record<string, string>);
-      // Stream chunk by chunk: flush headers now so NDJSON progress (e.g. /api/pull) reaches the caller live.
-      res.flushHeaders();
+      // Stream chunk by chunk: headers go out at once so NDJSON progress (e.g. /api/pull) reaches the caller live.
+      res.writeHead(answer.statusCode ?? 502, forwardableHeaders(answer.headers, DROP_RESPONSE));
       answer.pipe(res);
       answer.on("end", () => options.onComplete?.(route, answer.statusCode ?? 0, performance.now() - started));
       answer.on("error", () => res.destroy());
@@ -132,7 +135,12 @@ export function createTargetProxy(options: TargetProxyOptions) {
       if (res.destroyed || res.writableEnded) return;
       const detail = err.code ? `${err.code}: ${err.message}` : err.message;
       options.logger.warn("target request failed", { route, error: detail });
-      res.status(502).json({ error: `ollama target unreachable: ${detail}` });
+      const payload = JSON.stringify({ error: `ollama target unreachable: ${detail}` });
+      res.writeHead(502, {
+        "content-type": "application/json; charset=utf-8",
+        "content-length": Buffer.byteLength(payload),
+      });
+      res.end(payload);
     });
 
     // The caller went away before the answer was complete: stop the target's work too.
@@ -141,6 +149,7 @@ export function createTargetProxy(options: TargetProxyOptions) {
     });
 
     if (body) upstream.end(body);
+    else if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) upstream.end();
     else req.pipe(upstream);
   }
 

@@ -1,18 +1,26 @@
 /**
  * SPEC §2.1: the embedder stays resident. When a caller embeds with FOREMAN_EMBED_MODEL and did not choose
- * a keep_alive, foreman asks for `-1` so Ollama never lets it expire. Any other body is forwarded as sent
- * (malformed JSON included: the target's own 400 is the faithful answer).
+ * a keep_alive, foreman asks for `-1` so Ollama never lets it expire. This is on the embedding hot path, so
+ * the body is not parsed: in JSON an unescaped `"model": "<name>"` can only be a key and its value, and
+ * `"keep_alive":-1` is spliced in as the object's first key. Anything else is forwarded as sent (malformed
+ * JSON included: the target's own 400 is the faithful answer).
  */
-export function pinEmbedder(body: Buffer, embedModel: string | undefined): Buffer {
-  if (!embedModel || body.length === 0 || !body.includes(embedModel)) return body;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body.toString("utf8"));
-  } catch {
-    return body;
-  }
-  if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return body;
-  const request = parsed as Record<string, unknown>;
-  if (request.model !== embedModel || request.keep_alive !== undefined) return body;
-  return Buffer.from(JSON.stringify({ ...request, keep_alive: -1 }));
+export function createEmbedderPinner(embedModel: string | undefined): (body: Buffer) => Buffer {
+  if (!embedModel) return (body) => body;
+  const modelPattern = new RegExp(`"model"\\s*:\\s*${escapeRegExp(JSON.stringify(embedModel))}`);
+  const keepAlivePattern = /"keep_alive"\s*:/;
+  const needle = Buffer.from(embedModel);
+  return (body) => {
+    if (!body.includes(needle)) return body;
+    const text = body.toString("utf8");
+    const open = text.search(/\S/);
+    if (open < 0 || text[open] !== "{" || !modelPattern.test(text) || keepAlivePattern.test(text)) return body;
+    const rest = text.slice(open + 1);
+    const separator = /^\s*}/.test(rest) ? "" : ",";
+    return Buffer.from(`{"keep_alive":-1${separator}${rest}`);
+  };
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

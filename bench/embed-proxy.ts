@@ -1,0 +1,64 @@
+import { findNginx, type LoadResult, median, runLoad, startGateway, startNginx, startSim, table } from "./lib.js";
+
+/**
+ * Issue 4: /api/embed through the gateway, direct to the simulator, and through nginx, in one run, at
+ * concurrency 1 and 32. The simulator, gateway and nginx are separate processes on loopback; the load
+ * generator is this process. All of them share the machine's two cores.
+ */
+export async function benchEmbedProxy(durationMs: number) {
+  const embedder = "nomic-embed-text:latest";
+  const sim = await startSim(["--load-ms", "0"]);
+  const gateway = await startGateway(sim.url, { FOREMAN_EMBED_MODEL: embedder });
+  const nginxPath = findNginx();
+  const nginx = nginxPath ? await startNginx(nginxPath, sim.port) : null;
+  const body = JSON.stringify({ model: embedder, input: "The quick brown fox jumps over the lazy dog" });
+  const routes: Array<[string, string | null]> = [
+    ["direct", sim.url],
+    ["nginx", nginx?.url ?? null],
+    ["foreman", gateway.url],
+  ];
+  const results: Record<string, Record<number, LoadResult | null>> = {};
+  try {
+    // Load the embedder once so no run pays for it.
+    await fetch(`${sim.url}/api/embed`, { method: "POST", body });
+    // Rounds interleave the three routes so drift in the machine's load hits them alike; the median
+    // round (by req/s) of each is reported.
+    for (const concurrency of [1, 32]) {
+      const rounds: Record<string, LoadResult[]> = {};
+      for (let round = 0; round < 3; round++) {
+        for (const [name, url] of routes) {
+          if (!url) continue;
+          (rounds[name] ??= []).push(await runLoad({ url: `${url}/api/embed`, body, concurrency, durationMs }));
+        }
+      }
+      for (const [name] of routes) {
+        results[name] ??= {};
+        results[name][concurrency] = rounds[name] ? median(rounds[name]) : null;
+      }
+    }
+  } finally {
+    await Promise.all([gateway.stop(), sim.stop(), nginx?.stop()]);
+  }
+  const rows = [];
+  for (const concurrency of [1, 32]) {
+    for (const [name] of routes) {
+      const r = results[name]?.[concurrency];
+      rows.push(
+        r ? [name, concurrency, r.rps, r.p50, r.p99, r.errors] : [name, concurrency, "nginx not installed", "", "", ""],
+      );
+    }
+  }
+  const direct1 = results.direct?.[1];
+  const foreman1 = results.foreman?.[1];
+  const nginx32 = results.nginx?.[32];
+  const foreman32 = results.foreman?.[32];
+  const summary = [
+    `added p50 at concurrency 1, foreman over direct: ${direct1 && foreman1 ? (foreman1.p50 - direct1.p50).toFixed(3) : "n/a"} ms (goal < 0.5 ms)`,
+    `foreman throughput at concurrency 32 as a share of nginx's: ${nginx32 && foreman32 ? ((100 * foreman32.rps) / nginx32.rps).toFixed(1) : "n/a"} % (goal >= 80 %)`,
+  ];
+  return {
+    title: "/api/embed passthrough (issue 4)",
+    table: table(["route", "concurrency", "req/s", "p50 ms", "p99 ms", "errors"], rows),
+    summary,
+  };
+}

@@ -1,0 +1,264 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import readline from "node:readline";
+import { fileURLToPath } from "node:url";
+
+/** Shared plumbing of the benchmarks: processes on loopback, a keep-alive load generator, percentiles. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+const started = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const c of started) c.kill("SIGKILL");
+});
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a process and resolves once a line of its output matches `ready`. */
+export async function startProcess(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: RegExp,
+  timeoutMs = 15_000,
+) {
+  const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"], cwd: ROOT });
+  started.add(child);
+  child.on("exit", () => started.delete(child));
+  const lines: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${lines.slice(-5).join("\n")}`)), timeoutMs);
+    for (const s of [child.stdout!, child.stderr!]) {
+      readline.createInterface({ input: s }).on("line", (l) => {
+        lines.push(l);
+        if (ready.test(l)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+    child.on("exit", (code) => reject(new Error(`${cmd} exited ${code}: ${lines.slice(-5).join("\n")}`)));
+  });
+  return {
+    child,
+    lines,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+export async function startSim(args: string[] = []) {
+  const port = await freePort();
+  const p = await startProcess(
+    process.execPath,
+    [path.join(ROOT, "packages/ollama-sim/dist/main.js"), "--port", String(port), ...args],
+    { PATH: process.env.PATH },
+    /listening/,
+  );
+  return { ...p, port, url: `http://127.0.0.1:${port}` };
+}
+
+export async function startGateway(targetUrl: string, extraEnv: NodeJS.ProcessEnv = {}) {
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-bench-"));
+  const p = await startProcess(
+    process.execPath,
+    [path.join(ROOT, "packages/gateway/dist/main.js")],
+    {
+      PATH: process.env.PATH,
+      FOREMAN_PORT: String(port),
+      FOREMAN_DATA_DIR: dataDir,
+      FOREMAN_OLLAMA_URL: targetUrl,
+      FOREMAN_LOG_LEVEL: "info",
+      ...extraEnv,
+    },
+    /gateway listening/,
+  );
+  return { ...p, port, url: `http://127.0.0.1:${port}`, dataDir };
+}
+
+export function findNginx(): string | null {
+  for (const candidate of ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]) {
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  const which = spawnSync("sh", ["-c", "command -v nginx"], { encoding: "utf8" });
+  return which.status === 0 ? which.stdout.trim() : null;
+}
+
+/** An nginx reverse proxy to `targetPort` on loopback, configured at run time: one worker, upstream keep-alive. */
+export async function startNginx(nginx: string, targetPort: number) {
+  const port = await freePort();
+  const prefix = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-bench-nginx-"));
+  const conf = path.join(prefix, "nginx.conf");
+  fs.writeFileSync(
+    conf,
+    `daemon off;
+worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${prefix}/body;
+  proxy_temp_path ${prefix}/proxy;
+  fastcgi_temp_path ${prefix}/fastcgi;
+  uwsgi_temp_path ${prefix}/uwsgi;
+  scgi_temp_path ${prefix}/scgi;
+  upstream target { server 127.0.0.1:${targetPort}; keepalive 256; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://target;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`,
+  );
+  const child = spawn(nginx, ["-p", prefix, "-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
+  started.add(child);
+  child.on("exit", () => started.delete(child));
+  await waitForPort(port);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGQUIT");
+      }),
+  };
+}
+
+async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => (s.destroy(), resolve(true)));
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+export interface LoadResult {
+  requests: number;
+  errors: number;
+  seconds: number;
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+/** Percentile of sorted numbers (nearest rank). */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/**
+ * Closed-loop load: `concurrency` loops each send the next request as soon as the previous answer has been
+ * read, over keep-alive connections, for `durationMs` after a warm-up. Latencies in ms.
+ */
+export async function runLoad(options: {
+  url: string;
+  method?: string;
+  body?: string;
+  concurrency: number;
+  durationMs: number;
+  warmupMs?: number;
+}): Promise<LoadResult> {
+  const target = new URL(options.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const body = options.body ? Buffer.from(options.body) : undefined;
+  const one = () =>
+    new Promise<boolean>((resolve) => {
+      const req = http.request(
+        {
+          hostname: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: options.method ?? (body ? "POST" : "GET"),
+          agent,
+          headers: body ? { "content-type": "application/json", "content-length": body.length } : {},
+        },
+        (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode === 200));
+        },
+      );
+      req.on("error", () => resolve(false));
+      req.end(body);
+    });
+
+  const loop = async (until: number, latencies: number[] | null, counts: { errors: number }) => {
+    while (performance.now() < until) {
+      const t0 = performance.now();
+      const ok = await one();
+      const t1 = performance.now();
+      if (!ok) counts.errors++;
+      latencies?.push(t1 - t0);
+    }
+  };
+  const warmupUntil = performance.now() + (options.warmupMs ?? 500);
+  await Promise.all(Array.from({ length: options.concurrency }, () => loop(warmupUntil, null, { errors: 0 })));
+  const latencies: number[] = [];
+  const counts = { errors: 0 };
+  const start = performance.now();
+  const until = start + options.durationMs;
+  await Promise.all(Array.from({ length: options.concurrency }, () => loop(until, latencies, counts)));
+  const seconds = (performance.now() - start) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return {
+    requests: latencies.length,
+    errors: counts.errors,
+    seconds,
+    rps: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  };
+}
+
+export function table(headers: string[], rows: Array<Array<string | number>>): string {
+  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === "number" ? format(c) : c)))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => String(r[i]).length)));
+  const line = (r: Array<string | number>) => `| ${r.map((c, i) => String(c).padEnd(widths[i]!)).join(" | ")} |`;
+  return [line(cells[0]!), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.slice(1).map(line)].join(
+    "\n",
+  );
+}
+
+function format(n: number): string {
+  if (!Number.isFinite(n)) return "n/a";
+  if (Number.isInteger(n)) return String(n);
+  if (Math.abs(n) >= 100) return n.toFixed(0);
+  if (Math.abs(n) >= 1) return n.toFixed(2);
+  return n.toFixed(3);
+}
+
+/** The run with the median throughput. */
+export function median(runs: LoadResult[]): LoadResult {
+  const sorted = [...runs].sort((a, b) => a.rps - b.rps);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}

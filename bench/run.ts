@@ -1,0 +1,23 @@
+import fs from "node:fs";
+import path from "node:path";
+import { benchEmbedProxy } from "./embed-proxy.js";
+import { ROOT } from "./lib.js";
+
+/** `pnpm bench`: runs every benchmark, prints the tables, and keeps the last output in bench-results/. */
+const durationMs = Number(process.env.BENCH_DURATION_MS ?? 5000);
+const only = process.argv.slice(2);
+const benches: Array<[string, () => Promise<{ title: string; table: string; summary: string[] }>]> = [
+  ["embed-proxy", () => benchEmbedProxy(durationMs)],
+];
+
+const out: string[] = [`# foreman benchmarks — ${new Date().toISOString()} — node ${process.version}`, ""];
+for (const [name, run] of benches) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  const result = await run();
+  const section = [`## ${result.title}`, "", result.table, "", ...result.summary.map((s) => `- ${s}`), ""];
+  console.log(section.join("\n"));
+  out.push(...section);
+}
+fs.mkdirSync(path.join(ROOT, "bench-results"), { recursive: true });
+fs.writeFileSync(path.join(ROOT, "bench-results", "latest.md"), out.join("\n"));
+process.exit(0);
