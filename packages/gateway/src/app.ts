@@ -4,6 +4,7 @@ import express, { type Express } from "express";
 import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
 import { errorHandler, notFoundHandler } from "./middleware/errors.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
+import { generationRoutes } from "./routes/generation.js";
 import { healthRoutes } from "./routes/health.js";
 import { createPassthroughDispatcher, managementGate } from "./routes/passthrough.js";
 import { rootRoutes } from "./routes/root.js";
@@ -13,6 +14,8 @@ export interface AppDeps {
   store: Store;
   logger: Logger;
   proxy: TargetProxy;
+  /** Wakes the worker after a job or a cancel is committed. */
+  wake: () => void;
 }
 
 /** Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. */
@@ -28,6 +31,7 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res, next) => {
     if (!dispatch(req, res)) next();
   });
+  app.use(generationRoutes(deps));
   app.use(managementGate());
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

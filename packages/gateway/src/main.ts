@@ -2,8 +2,10 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   createLoggerFromConfig,
+  createWaker,
   handleShutdownSignals,
   loadConfigOrExit,
+  logTransitions,
   openStore,
   redactConfig,
 } from "@foreman/shared";
@@ -27,7 +29,8 @@ const proxy = createTargetProxy({
   connectTimeoutMs: config.connectTimeoutMs,
   logger,
 });
-const server = http.createServer(createRequestListener({ config, store, logger, proxy }));
+const waker = createWaker(config.dataDir);
+const server = http.createServer(createRequestListener({ config, store, logger, proxy, wake: waker.wake }));
 server.on("error", (err) => {
   logger.error("cannot listen", { host: config.host, port: config.port, error: err.message });
   store.close();

@@ -14,7 +14,7 @@ function build(env: NodeJS.ProcessEnv = {}) {
   const store = openStore({ dbPath: config.dbPath, workerStaleMs: config.workerStaleMs });
   const logger = createLogger({ service: "gateway", stream: new PassThrough(), level: "error" });
   const proxy = createTargetProxy({ targetUrl: "http://127.0.0.1:9", token: undefined, connectTimeoutMs: 500, logger });
-  return { app: createApp({ config, store, logger, proxy }), store };
+  return { app: createApp({ config, store, logger, proxy, wake: () => {} }), store };
 }
 
 describe("gateway app", () => {

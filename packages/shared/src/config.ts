@@ -26,6 +26,11 @@ export interface ForemanConfig {
   readonly connectTimeoutMs: number;
   readonly management: boolean;
   readonly bodyLimit: string;
+  readonly queuePollMs: number;
+  readonly starvationMs: number;
+  readonly maxAttempts: number;
+  readonly relayPollMs: number;
+  readonly shutdownGraceMs: number;
 }
 
 export type LogLevel = "error" | "warn" | "info" | "http" | "verbose" | "debug" | "silly";
@@ -157,6 +162,36 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
       .default("10mb"),
     example: "10mb",
     doc: "largest request body the gateway accepts for JSON routes",
+  },
+  FOREMAN_QUEUE_POLL_MS: {
+    field: "queuePollMs",
+    schema: durationMs(50).default(1000),
+    example: "1000",
+    doc: "the idle worker's fallback poll for new jobs; a file-system wake-up normally starts them at once (ms)",
+  },
+  FOREMAN_STARVATION_MS: {
+    field: "starvationMs",
+    schema: durationMs(0).default(120_000),
+    example: "120000",
+    doc: "a queued job older than this runs next whatever its model (the drain-by-model starvation bound, ms)",
+  },
+  FOREMAN_MAX_ATTEMPTS: {
+    field: "maxAttempts",
+    schema: Joi.number().integer().min(1).max(100).default(3),
+    example: "3",
+    doc: "how many times an async job may be started before an interruption fails it",
+  },
+  FOREMAN_RELAY_POLL_MS: {
+    field: "relayPollMs",
+    schema: durationMs(10).default(250),
+    example: "250",
+    doc: "a gateway's fallback poll of a relay it follows; a file-system watch normally wakes it at once (ms)",
+  },
+  FOREMAN_SHUTDOWN_GRACE_MS: {
+    field: "shutdownGraceMs",
+    schema: durationMs(0).default(10_000),
+    example: "10000",
+    doc: "on SIGTERM the worker lets its current job finish this long, then hands it back to the queue (ms)",
   },
 };
 

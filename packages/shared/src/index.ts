@@ -1,9 +1,12 @@
 export * from "./config.js";
+export * from "./drain-policy.js";
 export * from "./errors.js";
 export * from "./job-states.js";
 export * from "./logger.js";
 export type * from "./ollama-types.js";
 export * from "./process.js";
+export * from "./relay.js";
+export * from "./store/claim.js";
 export * from "./store/database.js";
 export * from "./store/jobs.js";
 export * from "./store/migrate.js";
@@ -11,3 +14,5 @@ export * from "./store/store.js";
 export * from "./store/target.js";
 export * from "./store/transitions.js";
 export * from "./store/worker-lease.js";
+export * from "./transition-log.js";
+export * from "./wake.js";

@@ -2,10 +2,15 @@ import {
   createLoggerFromConfig,
   handleShutdownSignals,
   loadConfigOrExit,
+  logTransitions,
   openStore,
   redactConfig,
+  watchWakes,
 } from "@foreman/shared";
+import { createJobRunner } from "./job-runner.js";
 import { createLeadership } from "./leadership.js";
+import { createQueueRunner } from "./queue-runner.js";
+import { recoverInterruptedJobs } from "./recovery.js";
 import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
 
@@ -15,6 +20,8 @@ const store = openStore({
   dbPath: config.dbPath,
   synchronous: config.dbSynchronous,
   workerStaleMs: config.workerStaleMs,
+  defaultMaxAttempts: config.maxAttempts,
+  onTransition: logTransitions(logger),
 });
 if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
@@ -26,21 +33,60 @@ const client = createTargetClient({
   token: config.ollamaToken,
   timeoutMs: Math.max(config.connectTimeoutMs, 1000),
 });
-const poller = createTargetPoller({ client, store, logger, intervalMs: config.pollMs, embedModel: config.embedModel });
+const runner = createJobRunner({
+  store,
+  client,
+  logger,
+  config,
+  onModelSwitch: (from, to) => logger.info("model switch", { from, to }),
+});
 
-// Only the active worker talks to the target; a standby stays silent until it takes over.
+let queue: ReturnType<typeof createQueueRunner> | null = null;
+const poller = createTargetPoller({
+  client,
+  store,
+  logger,
+  intervalMs: config.pollMs,
+  embedModel: config.embedModel,
+  onUp: () => queue?.targetUp(),
+});
+
 const leadership = createLeadership({
   store,
   logger,
   heartbeatMs: config.heartbeatMs,
-  onActive: () => poller.start(),
-  onLost: () => void poller.stop(),
+  currentJobId: () => runner.currentJobId(),
+  onActive: () => {
+    recoverInterruptedJobs({ store, logger, dataDir: config.dataDir });
+    poller.start();
+    queue?.start();
+  },
+  onLost: () => {
+    void poller.stop();
+    void queue?.stop(0);
+  },
 });
+queue = createQueueRunner({
+  store,
+  runner,
+  logger,
+  workerId: leadership.identity.workerId,
+  isActive: () => leadership.isActive(),
+  pollMs: config.queuePollMs,
+  starvationMs: config.starvationMs,
+});
+const stopWatching = watchWakes(config.dataDir, () => queue?.kick());
 leadership.start();
 
-handleShutdownSignals(logger, async () => {
-  await poller.stop();
-  leadership.stop();
-  client.close();
-  store.close();
-});
+handleShutdownSignals(
+  logger,
+  async () => {
+    stopWatching();
+    await queue?.stop(config.shutdownGraceMs);
+    await poller.stop();
+    leadership.stop();
+    client.close();
+    store.close();
+  },
+  config.shutdownGraceMs + 5000,
+);

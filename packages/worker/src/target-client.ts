@@ -21,6 +21,18 @@ export class TargetResponseError extends Error {
   }
 }
 
+/** The target could not be reached before it answered: nothing was generated. */
+export class ConnectError extends Error {
+  constructor(
+    message: string,
+    /** The request went out on a pooled connection the target had closed: worth one immediate retry. */
+    readonly reusedSocket: boolean,
+  ) {
+    super(message);
+    this.name = "ConnectError";
+  }
+}
+
 /**
  * The worker's HTTP client for the Ollama target: a keep-alive pool, the operator's bearer token on every
  * request, and a timeout so a sleeping host turns into an error instead of a hang.
@@ -55,9 +67,71 @@ export function createTargetClient(options: TargetClientOptions) {
     return (await (await call(path, init)).json()) as T;
   }
 
+  const target = new URL(base);
+  const request = target.protocol === "https:" ? https.request : http.request;
+
+  /**
+   * Starts a generation request and resolves with the target's response as soon as its headers arrive, so
+   * the caller can relay the body chunk by chunk. Rejects with a ConnectError when the target could not be
+   * reached at all (nothing was generated, so the job may be retried without spending an attempt).
+   */
+  function openStream(path: string, body: string, signal: AbortSignal): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = request({
+        protocol: target.protocol,
+        hostname: target.hostname,
+        port: target.port || (target.protocol === "https:" ? 443 : 80),
+        path: target.pathname.replace(/\/+$/, "") + path,
+        method: "POST",
+        agent,
+        headers: { ...headers, "content-length": Buffer.byteLength(body) },
+        signal,
+      });
+      let connectTimer: NodeJS.Timeout | undefined;
+      req.on("socket", (socket) => {
+        if (!socket.connecting) return;
+        connectTimer = setTimeout(
+          () =>
+            req.destroy(
+              Object.assign(new Error(`connect timed out after ${options.timeoutMs} ms`), { code: "ETIMEDOUT" }),
+            ),
+          options.timeoutMs,
+        );
+        socket.once("connect", () => clearTimeout(connectTimer));
+      });
+      req.on("response", (res) => {
+        clearTimeout(connectTimer);
+        resolve(res);
+      });
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        clearTimeout(connectTimer);
+        reject(
+          signal.aborted
+            ? err
+            : new ConnectError(err.code ? `${err.code}: ${err.message}` : err.message, req.reusedSocket),
+        );
+      });
+      req.end(body);
+    });
+  }
+
   return {
     baseUrl: base,
     call,
+    openStream,
+    /** Whether the target knows a model (false only on its 404; any other failure says "maybe"). */
+    async hasModel(model: string): Promise<boolean> {
+      try {
+        await json("/api/show", { method: "POST", body: JSON.stringify({ model }) });
+        return true;
+      } catch (err) {
+        return !(err instanceof TargetResponseError && err.status === 404);
+      }
+    },
+    /** Unloads a model now (`keep_alive: 0` with no prompt, as `ollama stop` does). */
+    async unload(model: string): Promise<void> {
+      await json("/api/generate", { method: "POST", body: JSON.stringify({ model, keep_alive: 0 }) });
+    },
     version: () => json<VersionResponse>("/api/version"),
     ps: () => json<ProcessResponse>("/api/ps"),
     /**

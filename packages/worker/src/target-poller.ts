@@ -8,6 +8,8 @@ export interface TargetPollerOptions {
   intervalMs: number;
   embedModel: string | undefined;
   now?: () => number;
+  /** Called when the target becomes reachable again (the queue retries at once). */
+  onUp?: () => void;
 }
 
 export interface PollResult {
@@ -72,6 +74,7 @@ export function createTargetPoller(options: TargetPollerOptions) {
     });
     if (result.reachable !== lastReachable) {
       if (result.reachable) {
+        if (lastReachable === false) options.onUp?.();
         logger.info("target up", {
           url: client.baseUrl,
           version: result.version,

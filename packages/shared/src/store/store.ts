@@ -1,9 +1,10 @@
 import type Database from "better-sqlite3";
+import { createClaimStore } from "./claim.js";
 import { type Db, openDatabase } from "./database.js";
 import { createJobsStore } from "./jobs.js";
 import { migrate } from "./migrate.js";
 import { createTargetStore } from "./target.js";
-import { createTransitionsStore } from "./transitions.js";
+import { createTransitionsStore, type TransitionsOptions } from "./transitions.js";
 import { createWorkerLeaseStore } from "./worker-lease.js";
 
 export interface StoreOptions {
@@ -11,6 +12,8 @@ export interface StoreOptions {
   synchronous?: "normal" | "full";
   workerStaleMs?: number;
   now?: () => number;
+  defaultMaxAttempts?: number;
+  onTransition?: TransitionsOptions["onTransition"];
 }
 
 /**
@@ -24,11 +27,17 @@ export function openStore(options: StoreOptions) {
   const probe = db.prepare(
     "INSERT INTO meta (key, value) VALUES ('ready_probe_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
   );
+  const transitions = createTransitionsStore(db, {
+    now,
+    ...(options.defaultMaxAttempts !== undefined ? { defaultMaxAttempts: options.defaultMaxAttempts } : {}),
+    ...(options.onTransition ? { onTransition: options.onTransition } : {}),
+  });
   return {
     db: db as Database.Database,
     migration,
     jobs: createJobsStore(db),
-    transitions: createTransitionsStore(db, { now }),
+    transitions,
+    claims: createClaimStore(db, transitions),
     target: createTargetStore(db),
     workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
     /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */

@@ -32,6 +32,8 @@ export interface TransitionPatch {
   metrics?: Record<string, number> | null;
   /** Count this transition as the start of a new attempt (set when the worker claims the job). */
   incrementAttempts?: boolean;
+  /** Give the attempt back: the target was unreachable before it answered, so nothing was tried. */
+  refundAttempt?: boolean;
   reason?: string;
 }
 
@@ -56,7 +58,14 @@ const STATE_TIMESTAMP: Record<JobState, string> = {
  * when the job has a webhook that wants the event, the outbox row (SPEC §2.5: no recorded transition or
  * pending webhook can be lost to a crash between the two).
  */
-export function createTransitionsStore(db: Db, options: { now?: () => number; defaultMaxAttempts?: number } = {}) {
+export interface TransitionsOptions {
+  now?: () => number;
+  defaultMaxAttempts?: number;
+  /** Called after each committed transition (creation included, with `from` null): the one log line per move. */
+  onTransition?: (job: JobRecord, from: JobState | null, reason: string | undefined) => void;
+}
+
+export function createTransitionsStore(db: Db, options: TransitionsOptions = {}) {
   const now = options.now ?? Date.now;
   const newId = monotonicFactory();
   const insertJob = db.prepare(
@@ -83,7 +92,7 @@ export function createTransitionsStore(db: Db, options: { now?: () => number; de
       state,
       db.prepare(
         `UPDATE jobs SET state = @to, ${STATE_TIMESTAMP[state]} = @now, updated_at = @now,
-           attempts = attempts + @inc,
+           attempts = MAX(0, attempts + @inc),
            error = CASE WHEN @set_error THEN @error ELSE error END,
            error_status = CASE WHEN @set_error THEN @error_status ELSE error_status END,
            result = CASE WHEN @set_result THEN @result ELSE result END,
@@ -128,41 +137,79 @@ export function createTransitionsStore(db: Db, options: { now?: () => number; de
     return job;
   });
 
-  const move = db.transaction((id: string, to: JobState, patch: TransitionPatch): JobRecord => {
+  const markCancel = db.prepare(
+    "UPDATE jobs SET cancel_requested_at = ?, updated_at = ? WHERE id = ? AND cancel_requested_at IS NULL",
+  );
+  const selectActive = db.prepare<[], JobRow>("SELECT * FROM jobs WHERE state IN ('loading', 'working') ORDER BY id");
+
+  const move = db.transaction(
+    (id: string, to: JobState, patch: TransitionPatch): { job: JobRecord; from: JobState } => {
+      const row = selectJob.get(id);
+      if (!row) throw new Error(`job ${id} does not exist`);
+      assertTransition(row.state, to, id);
+      const at = now();
+      const res = updateStatements.get(to)!.run({
+        id,
+        from: row.state,
+        to,
+        now: at,
+        inc: patch.incrementAttempts ? 1 : patch.refundAttempt ? -1 : 0,
+        set_error: patch.error !== undefined ? 1 : 0,
+        error: patch.error ?? null,
+        error_status: patch.errorStatus ?? null,
+        set_result: patch.result !== undefined ? 1 : 0,
+        result: patch.result === undefined ? null : JSON.stringify(patch.result),
+        set_metrics: patch.metrics !== undefined ? 1 : 0,
+        metrics: patch.metrics ? JSON.stringify(patch.metrics) : null,
+      });
+      // Inside one IMMEDIATE transaction nobody else can have moved it, but stay defensive.
+      if (res.changes !== 1) throw new Error(`job ${id} changed state concurrently`);
+      const job = jobFromRow(selectJob.get(id)!);
+      insertHistory.run(id, row.state, to, job.attempts, patch.reason ?? null, at);
+      enqueueWebhook(job, at);
+      return { job, from: row.state };
+    },
+  );
+
+  const cancel = db.transaction((id: string): CancelOutcome => {
     const row = selectJob.get(id);
-    if (!row) throw new Error(`job ${id} does not exist`);
-    assertTransition(row.state, to, id);
-    const at = now();
-    const res = updateStatements.get(to)!.run({
-      id,
-      from: row.state,
-      to,
-      now: at,
-      inc: patch.incrementAttempts ? 1 : 0,
-      set_error: patch.error !== undefined ? 1 : 0,
-      error: patch.error ?? null,
-      error_status: patch.errorStatus ?? null,
-      set_result: patch.result !== undefined ? 1 : 0,
-      result: patch.result === undefined ? null : JSON.stringify(patch.result),
-      set_metrics: patch.metrics !== undefined ? 1 : 0,
-      metrics: patch.metrics ? JSON.stringify(patch.metrics) : null,
-    });
-    // Inside one IMMEDIATE transaction nobody else can have moved it, but stay defensive.
-    if (res.changes !== 1) throw new Error(`job ${id} changed state concurrently`);
-    const job = jobFromRow(selectJob.get(id)!);
-    insertHistory.run(id, row.state, to, job.attempts, patch.reason ?? null, at);
-    enqueueWebhook(job, at);
-    return job;
+    if (!row) return { outcome: "missing" };
+    if (row.state === "queued") {
+      return { outcome: "canceled", job: move(id, "canceled", { reason: "canceled before it started" }).job };
+    }
+    if (row.state === "loading" || row.state === "working") {
+      const at = now();
+      markCancel.run(at, at, id);
+      return { outcome: "requested", job: jobFromRow(selectJob.get(id)!) };
+    }
+    return { outcome: "ended", job: jobFromRow(row) };
   });
 
   return {
     /** Commits a new queued job (with its creation history row and job.queued outbox row). */
     createJob(input: NewJob): JobRecord {
-      return create.immediate(input);
+      const job = create.immediate(input);
+      options.onTransition?.(job, null, undefined);
+      return job;
     },
     /** Moves a job to `to`; throws IllegalTransitionError when the state machine forbids it. */
     transition(id: string, to: JobState, patch: TransitionPatch = {}): JobRecord {
-      return move.immediate(id, to, patch);
+      const { job, from } = move.immediate(id, to, patch);
+      options.onTransition?.(job, from, patch.reason);
+      return job;
+    },
+    /**
+     * Cancels a job: a queued one at once (it never starts); a running one is marked, and the worker, which
+     * owns running jobs, aborts the target request and records the cancel.
+     */
+    requestCancel(id: string): CancelOutcome {
+      const result = cancel.immediate(id);
+      if (result.outcome === "canceled") options.onTransition?.(result.job, "queued", "canceled before it started");
+      return result;
+    },
+    /** Jobs a worker was running when it stopped without finishing them (found at the next worker's start). */
+    activeJobs(): JobRecord[] {
+      return selectActive.all().map(jobFromRow);
     },
     history(id: string) {
       return selectHistory.all(id);
@@ -171,6 +218,12 @@ export function createTransitionsStore(db: Db, options: { now?: () => number; de
 }
 
 export type TransitionsStore = ReturnType<typeof createTransitionsStore>;
+
+export type CancelOutcome =
+  | { outcome: "missing" }
+  | { outcome: "canceled"; job: JobRecord }
+  | { outcome: "requested"; job: JobRecord }
+  | { outcome: "ended"; job: JobRecord };
 
 /** The job as webhook receivers and API callers see it; secrets and internal fields are left out. */
 export function jobSnapshot(job: JobRecord) {

@@ -1,0 +1,83 @@
+import {
+  ensureRelay,
+  type ForemanConfig,
+  type JobApi,
+  type JobKind,
+  type Logger,
+  NotFoundError,
+  type Store,
+  ValidationError,
+} from "@foreman/shared";
+import express, { Router } from "express";
+import { answerFromRelay } from "../relay-response.js";
+
+export interface GenerationDeps {
+  config: ForemanConfig;
+  store: Store;
+  logger: Logger;
+  wake: () => void;
+}
+
+const ROUTES: Array<{ path: string; kind: JobKind; api: JobApi }> = [
+  { path: "/api/chat", kind: "chat", api: "ollama" },
+  { path: "/api/generate", kind: "generate", api: "ollama" },
+  { path: "/v1/chat/completions", kind: "chat", api: "openai" },
+  { path: "/v1/completions", kind: "generate", api: "openai" },
+];
+
+/**
+ * Chat and generation are queued, never proxied (SPEC §5.1): the request is committed as a job (so it
+ * survives any restart), the worker is woken, and the caller is answered from the job's relay. Only what
+ * the gateway must know to queue is checked here; everything else is the target's to judge, and its answer
+ * (status and body) reaches the caller unchanged.
+ */
+export function generationRoutes(deps: GenerationDeps): Router {
+  const router = Router();
+  // Any content type: `curl -d` sends form-urlencoded, and Ollama reads the body as JSON regardless.
+  const json = express.json({ limit: deps.config.bodyLimit, type: () => true });
+  for (const route of ROUTES) {
+    router.post(route.path, json, (req, res, next) => {
+      let body: Record<string, unknown>;
+      try {
+        body = validateGenerationBody(req.body, route.kind, route.api);
+      } catch (err) {
+        next(err);
+        return;
+      }
+      const job = deps.store.transitions.createJob({
+        kind: route.kind,
+        api: route.api,
+        mode: "sync",
+        model: body.model as string,
+        request: body,
+      });
+      ensureRelay(deps.config.dataDir, job.id);
+      deps.wake();
+      answerFromRelay(deps, job, res).catch(next);
+    });
+  }
+  return router;
+}
+
+/** The checks Ollama makes before it looks at the model, with its messages (server/routes.go). */
+export function validateGenerationBody(body: unknown, kind: JobKind, api: JobApi): Record<string, unknown> {
+  if (!body || typeof body !== "object" || Array.isArray(body))
+    throw new ValidationError("request body must be a JSON object");
+  const b = body as Record<string, unknown>;
+  if (b.model !== undefined && typeof b.model !== "string") throw new ValidationError("model must be a string");
+  if (!b.model) {
+    // Ollama's generate handler answers a missing model with its not-found error, chat with a 400.
+    if (api === "ollama" && kind === "generate") throw new NotFoundError("model '' not found");
+    throw new ValidationError("model is required");
+  }
+  if (b.stream !== undefined && typeof b.stream !== "boolean") throw new ValidationError("stream must be a boolean");
+  if (kind === "chat" && b.messages !== undefined && !Array.isArray(b.messages)) {
+    throw new ValidationError("messages must be an array");
+  }
+  if (api === "openai" && kind === "chat" && !Array.isArray(b.messages))
+    throw new ValidationError("messages is required");
+  if (kind === "generate" && b.prompt !== undefined && typeof b.prompt !== "string") {
+    throw new ValidationError("prompt must be a string");
+  }
+  return b;
+}

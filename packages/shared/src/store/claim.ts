@@ -1,0 +1,49 @@
+import { pickNext, type QueuedJobRef } from "../drain-policy.js";
+import type { Db } from "./database.js";
+import type { JobRecord } from "./jobs.js";
+import type { TransitionsStore } from "./transitions.js";
+
+export interface ClaimRequest {
+  workerId: string;
+  /** The worker model the target holds now (null when none). */
+  resident: string | null;
+  starvationMs: number;
+  now: number;
+}
+
+/**
+ * The drain-by-model claim: in one IMMEDIATE transaction, checks that the caller still holds the worker
+ * lease (closing the window where a stalled worker resumes after a standby took over, ADR 0004), reads the
+ * two rows `pickNext` can choose between (the oldest queued job, and the oldest queued job of the resident
+ * model, each one index lookup), and moves the chosen one to `loading`, counting an attempt.
+ */
+export function createClaimStore(db: Db, transitions: TransitionsStore) {
+  const holdsLease = db.prepare<[string], { ok: number }>(
+    "SELECT 1 AS ok FROM worker_lease WHERE id = 1 AND worker_id = ?",
+  );
+  const oldest = db.prepare<[], QueuedJobRef>(
+    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1",
+  );
+  const oldestForModel = db.prepare<[string], QueuedJobRef>(
+    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' AND model = ? ORDER BY id LIMIT 1",
+  );
+  const claim = db.transaction((request: ClaimRequest): JobRecord | null => {
+    if (!holdsLease.get(request.workerId)) return null;
+    const first = oldest.get();
+    if (!first) return null;
+    const candidates = [first];
+    if (request.resident !== null && request.resident !== first.model) {
+      const same = oldestForModel.get(request.resident);
+      if (same) candidates.push(same);
+    }
+    const chosen = pickNext(candidates, request.resident, request.now, request.starvationMs)!;
+    return transitions.transition(chosen.id, "loading", { incrementAttempts: true, reason: "claimed" });
+  });
+  return {
+    claimNext(request: ClaimRequest): JobRecord | null {
+      return claim.immediate(request);
+    },
+  };
+}
+
+export type ClaimStore = ReturnType<typeof createClaimStore>;

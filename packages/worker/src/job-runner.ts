@@ -1,0 +1,278 @@
+import type http from "node:http";
+import {
+  appendRelayEnd,
+  type ForemanConfig,
+  type JobRecord,
+  type Logger,
+  RelayWriter,
+  type Store,
+} from "@foreman/shared";
+import { ResultCollector } from "./result-collector.js";
+import { ConnectError, type TargetClient } from "./target-client.js";
+
+export type RunOutcome = "done" | "failed" | "canceled" | "requeued" | "unreachable";
+
+type StopReason = "cancel" | "shutdown";
+
+const TARGET_PATHS: Record<string, string> = {
+  "ollama:chat": "/api/chat",
+  "ollama:generate": "/api/generate",
+  "openai:chat": "/v1/chat/completions",
+  "openai:generate": "/v1/completions",
+};
+
+export interface JobRunnerDeps {
+  store: Store;
+  client: TargetClient;
+  logger: Logger;
+  config: Pick<ForemanConfig, "dataDir" | "embedModel">;
+  /** Counts model loads and swaps for the status route and metrics. */
+  onModelSwitch?: (from: string | null, to: string) => void;
+}
+
+/**
+ * Runs one claimed job against the target: switches the worker model when needed (unloading the previous
+ * one first so the embedder is never the one evicted, SPEC §2.1), streams the answer into the job's relay
+ * chunk by chunk, and records the outcome through the state machine. Owns the distinction between "the
+ * target was never reached" (requeue, attempt refunded), "the target refused" (fail with its status and
+ * body) and "the answer broke off" (requeue an async job, fail a sync one with a final error line).
+ */
+export function createJobRunner(deps: JobRunnerDeps) {
+  const { store, client, logger } = deps;
+  let resident: string | null = null;
+  let current: {
+    job: JobRecord;
+    controller: AbortController;
+    reason: StopReason | null;
+    done: Promise<RunOutcome>;
+  } | null = null;
+
+  async function switchModel(model: string): Promise<void> {
+    if (resident === model) return;
+    const previous = resident;
+    // Don't give up the loaded model for one the target does not have: the job will fail with the
+    // target's own 404, and the next job for the resident model should not pay a reload.
+    if (previous !== null && !(await client.hasModel(model))) return;
+    if (previous !== null && previous !== deps.config.embedModel) {
+      try {
+        await client.unload(previous);
+        logger.info("model unloaded", { model: previous, next_model: model });
+      } catch (err) {
+        logger.warn("model unload failed", { model: previous, error: (err as Error).message });
+      }
+    }
+    deps.onModelSwitch?.(previous, model);
+    resident = null;
+  }
+
+  async function execute(job: JobRecord, controller: AbortController): Promise<RunOutcome> {
+    await switchModel(job.model);
+    const path = TARGET_PATHS[`${job.api}:${job.kind}`]!;
+    const body = JSON.stringify(job.request);
+    let res: http.IncomingMessage;
+    try {
+      res = await client.openStream(path, body, controller.signal).catch((err: unknown) => {
+        // A pooled connection the target closed while idle: the request never arrived, try once more.
+        if (err instanceof ConnectError && err.reusedSocket && !controller.signal.aborted) {
+          return client.openStream(path, body, controller.signal);
+        }
+        throw err;
+      });
+    } catch (err) {
+      if (controller.signal.aborted) return stopped(job, null, current?.reason ?? "cancel", false);
+      const reason = `target unreachable: ${(err as Error).message}`;
+      store.transitions.transition(job.id, "queued", { refundAttempt: true, reason });
+      return "unreachable";
+    }
+
+    const status = res.statusCode ?? 502;
+    const contentType = String(res.headers["content-type"] ?? "application/json; charset=utf-8");
+    if (status !== 200) {
+      const text = await readBody(res).catch(() => "");
+      const error = errorText(text, status);
+      store.transitions.transition(job.id, "failed", {
+        error,
+        errorStatus: status,
+        reason: "target refused the request",
+      });
+      appendRelayEnd(deps.config.dataDir, job.id, {
+        state: "failed",
+        status,
+        error,
+        body: text,
+        content_type: contentType,
+      });
+      return "failed";
+    }
+
+    resident = job.model;
+    const relay = RelayWriter.open(deps.config.dataDir, job.id);
+    store.transitions.transition(job.id, "working");
+    relay.start({ attempt: job.attempts, status, content_type: contentType });
+    const collector = new ResultCollector(job.kind, job.api);
+    try {
+      await pump(res, contentType, relay, collector);
+    } catch (err) {
+      if (controller.signal.aborted) return stopped(job, relay, current?.reason ?? "cancel", true);
+      return interrupted(job, relay, `target connection lost mid-generation: ${(err as Error).message}`);
+    }
+    if (!collector.done) return interrupted(job, relay, "target ended the stream before its final chunk");
+    store.transitions.transition(job.id, "done", { result: collector.result(), metrics: collector.metrics() });
+    relay.end({ state: "done" });
+    return "done";
+  }
+
+  /** The job was stopped by us: a cancel, or a shutdown that hands it back. */
+  function stopped(job: JobRecord, relay: RelayWriter | null, reason: StopReason, started: boolean): RunOutcome {
+    const end = (e: Parameters<RelayWriter["end"]>[0]) =>
+      relay ? relay.end(e) : appendRelayEnd(deps.config.dataDir, job.id, e);
+    if (reason === "cancel") {
+      store.transitions.transition(job.id, "canceled", { reason: "canceled while running" });
+      end({ state: "canceled", status: 499, error: "job canceled" });
+      return "canceled";
+    }
+    // Shutdown: a job that has not streamed anything, or an async one, goes back to the queue with its
+    // attempt refunded; a sync caller that already has chunks cannot be resumed by another worker.
+    if (!started || job.mode === "async") {
+      relay?.close();
+      store.transitions.transition(job.id, "queued", { refundAttempt: true, reason: "worker shutting down" });
+      return "requeued";
+    }
+    const error = "worker shut down mid-generation";
+    store.transitions.transition(job.id, "failed", { error, errorStatus: 503, reason: error });
+    end({ state: "failed", status: 503, error });
+    return "failed";
+  }
+
+  function interrupted(job: JobRecord, relay: RelayWriter, error: string): RunOutcome {
+    resident = null;
+    if (job.mode === "async" && job.attempts < job.maxAttempts) {
+      relay.close();
+      store.transitions.transition(job.id, "queued", { reason: error });
+      return "requeued";
+    }
+    store.transitions.transition(job.id, "failed", { error, errorStatus: 502, reason: error });
+    relay.end({ state: "failed", status: 502, error });
+    return "failed";
+  }
+
+  return {
+    residentModel: () => resident,
+    currentJobId: () => current?.job.id ?? null,
+    run(job: JobRecord): Promise<RunOutcome> {
+      const controller = new AbortController();
+      const entry = { job, controller, reason: null as StopReason | null, done: Promise.resolve<RunOutcome>("done") };
+      entry.done = execute(job, controller).finally(() => {
+        if (current === entry) current = null;
+      });
+      current = entry;
+      return entry.done;
+    },
+    /** Aborts the current job if a caller asked to cancel it; cheap enough to call on every wake-up. */
+    checkCancel(): void {
+      if (!current || current.reason) return;
+      if (store.jobs.get(current.job.id)?.cancelRequestedAt) {
+        current.reason = "cancel";
+        current.controller.abort();
+      }
+    },
+    /** Stops the current job for shutdown and resolves when it has been handed back. */
+    async abortForShutdown(): Promise<void> {
+      if (!current) return;
+      current.reason ??= "shutdown";
+      current.controller.abort();
+      await current.done.catch(() => undefined);
+    },
+    /** Resolves when the current job (if any) has finished. */
+    async idle(): Promise<void> {
+      await current?.done.catch(() => undefined);
+    },
+  };
+}
+
+export type JobRunner = ReturnType<typeof createJobRunner>;
+
+/**
+ * Copies the target's answer into the relay as it arrives. NDJSON lines and SSE `data:` payloads are
+ * appended as they are; a plain JSON answer (`stream: false`) becomes one line.
+ */
+function pump(
+  res: http.IncomingMessage,
+  contentType: string,
+  relay: RelayWriter,
+  collector: ResultCollector,
+): Promise<void> {
+  const mode = contentType.includes("ndjson") ? "ndjson" : contentType.includes("event-stream") ? "sse" : "whole";
+  return new Promise((resolve, reject) => {
+    let pending = "";
+    res.setEncoding("utf8");
+    const line = (text: string) => {
+      if (mode === "ndjson") {
+        if (text.length === 0) return;
+        relay.data(text);
+        collector.addChunk(text);
+        return;
+      }
+      // SSE: only `data:` fields carry payloads; the terminal `[DONE]` is re-created by the gateway.
+      if (!text.startsWith("data:")) return;
+      const payload = text.slice(text[5] === " " ? 6 : 5);
+      if (payload === "[DONE]") return collector.markDone();
+      relay.data(payload);
+      collector.addChunk(payload);
+    };
+    res.on("data", (chunk: string) => {
+      pending += chunk;
+      if (mode === "whole") return;
+      let nl = pending.indexOf("\n");
+      let start = 0;
+      while (nl >= 0) {
+        line(pending.slice(start, nl).replace(/\r$/, ""));
+        start = nl + 1;
+        nl = pending.indexOf("\n", start);
+      }
+      pending = pending.slice(start);
+    });
+    res.on("end", () => {
+      try {
+        if (mode === "whole") {
+          const body = pending.trimEnd();
+          relay.data(body);
+          collector.addWhole(body);
+        } else if (pending.length > 0) {
+          line(pending);
+        }
+        resolve();
+      } catch (err) {
+        reject(err);
+      }
+    });
+    res.on("error", reject);
+    res.on("close", () => {
+      if (!res.complete) reject(new Error("connection closed before the answer was complete"));
+    });
+  });
+}
+
+function readBody(res: http.IncomingMessage, limit = 1024 * 1024): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    res.setEncoding("utf8");
+    res.on("data", (d: string) => {
+      if (text.length < limit) text += d;
+    });
+    res.on("end", () => resolve(text));
+    res.on("error", reject);
+  });
+}
+
+/** Ollama's `{"error": "…"}`, OpenAI's `{"error": {"message": "…"}}`, or the raw text. */
+function errorText(body: string, status: number): string {
+  try {
+    const parsed = JSON.parse(body) as { error?: string | { message?: string } };
+    if (typeof parsed.error === "string") return parsed.error;
+    if (parsed.error && typeof parsed.error.message === "string") return parsed.error.message;
+  } catch {
+    // Not JSON.
+  }
+  return body.trim() || `target answered ${status}`;
+}
