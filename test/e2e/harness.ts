@@ -52,9 +52,12 @@ export class Proc {
     });
   }
 
-  /** Resolves with the first line (already seen or future) that matches; rejects after `timeoutMs`. */
-  waitForLine(test: (line: string) => boolean, timeoutMs = 10_000): Promise<string> {
-    const seen = this.lines.find(test);
+  /**
+   * Resolves with the first matching line, among those from index `from` on (already seen or future);
+   * rejects after `timeoutMs`. Pass `proc.lines.length` as `from` to wait only for lines still to come.
+   */
+  waitForLine(test: (line: string) => boolean, timeoutMs = 10_000, from = 0): Promise<string> {
+    const seen = this.lines.slice(from).find(test);
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const waiter = { test, resolve: (l: string) => (clearTimeout(timer), resolve(l)) };

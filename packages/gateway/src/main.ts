@@ -18,6 +18,8 @@ const store = openStore({
   dbPath: config.dbPath,
   synchronous: config.dbSynchronous,
   workerStaleMs: config.workerStaleMs,
+  defaultMaxAttempts: config.maxAttempts,
+  onTransition: logTransitions(logger),
 });
 if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
