@@ -74,9 +74,9 @@ export async function startSim(args: string[] = []) {
   return { ...p, port, url: `http://127.0.0.1:${port}` };
 }
 
-export async function startGateway(targetUrl: string, extraEnv: NodeJS.ProcessEnv = {}) {
+export async function startGateway(targetUrl: string, extraEnv: NodeJS.ProcessEnv = {}, dataDirIn?: string) {
   const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-bench-"));
+  const dataDir = dataDirIn ?? fs.mkdtempSync(path.join(os.tmpdir(), "foreman-bench-"));
   const p = await startProcess(
     process.execPath,
     [path.join(ROOT, "packages/gateway/dist/main.js")],
@@ -261,4 +261,28 @@ function format(n: number): string {
 export function median(runs: LoadResult[]): LoadResult {
   const sorted = [...runs].sort((a, b) => a.rps - b.rps);
   return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** gateway + worker on one fresh data dir; resolves once the worker is active and has seen the target. */
+export async function startForeman(targetUrl: string, extraEnv: NodeJS.ProcessEnv = {}) {
+  const gateway = await startGateway(targetUrl, extraEnv);
+  const worker = await startProcess(
+    process.execPath,
+    [path.join(ROOT, "packages/worker/dist/main.js")],
+    {
+      PATH: process.env.PATH,
+      FOREMAN_DATA_DIR: gateway.dataDir,
+      FOREMAN_OLLAMA_URL: targetUrl,
+      FOREMAN_LOG_LEVEL: "info",
+      ...extraEnv,
+    },
+    /"target up"/,
+  );
+  return {
+    url: gateway.url,
+    dataDir: gateway.dataDir,
+    gateway,
+    worker,
+    stop: () => Promise.all([gateway.stop(), worker.stop()]).then(() => undefined),
+  };
 }

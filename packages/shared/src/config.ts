@@ -31,6 +31,11 @@ export interface ForemanConfig {
   readonly maxAttempts: number;
   readonly relayPollMs: number;
   readonly shutdownGraceMs: number;
+  readonly webhookTimeoutMs: number;
+  readonly webhookRetryBaseMs: number;
+  readonly webhookRetryMaxDelayMs: number;
+  readonly webhookRetryForMs: number;
+  readonly webhookConcurrency: number;
 }
 
 export type LogLevel = "error" | "warn" | "info" | "http" | "verbose" | "debug" | "silly";
@@ -192,6 +197,36 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: durationMs(0).default(10_000),
     example: "10000",
     doc: "on SIGTERM the worker lets its current job finish this long, then hands it back to the queue (ms)",
+  },
+  FOREMAN_WEBHOOK_TIMEOUT_MS: {
+    field: "webhookTimeoutMs",
+    schema: durationMs(100).default(10_000),
+    example: "10000",
+    doc: "a webhook delivery that has not answered within this is a failed attempt (ms)",
+  },
+  FOREMAN_WEBHOOK_RETRY_BASE_MS: {
+    field: "webhookRetryBaseMs",
+    schema: durationMs(10).default(1000),
+    example: "1000",
+    doc: "first webhook retry delay; doubles with each attempt, with jitter (ms)",
+  },
+  FOREMAN_WEBHOOK_RETRY_MAX_DELAY_MS: {
+    field: "webhookRetryMaxDelayMs",
+    schema: durationMs(10).default(300_000),
+    example: "300000",
+    doc: "longest delay between two webhook attempts (ms)",
+  },
+  FOREMAN_WEBHOOK_RETRY_FOR_MS: {
+    field: "webhookRetryForMs",
+    schema: durationMs(0).default(86_400_000),
+    example: "86400000",
+    doc: "a webhook event still failing this long after it was recorded is given up (ms)",
+  },
+  FOREMAN_WEBHOOK_CONCURRENCY: {
+    field: "webhookConcurrency",
+    schema: Joi.number().integer().min(1).max(256).default(8),
+    example: "8",
+    doc: "how many jobs' webhooks are delivered at once (each job's events stay in order)",
   },
 };
 

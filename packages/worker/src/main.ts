@@ -13,15 +13,22 @@ import { createQueueRunner } from "./queue-runner.js";
 import { recoverInterruptedJobs } from "./recovery.js";
 import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
+import { createWebhookDispatcher, type WebhookDispatcher } from "./webhook-dispatcher.js";
 
 const config = loadConfigOrExit("worker");
 const logger = createLoggerFromConfig(config, "worker");
+const logTransition = logTransitions(logger);
+let webhooks: WebhookDispatcher | null = null;
 const store = openStore({
   dbPath: config.dbPath,
   synchronous: config.dbSynchronous,
   workerStaleMs: config.workerStaleMs,
   defaultMaxAttempts: config.maxAttempts,
-  onTransition: logTransitions(logger),
+  onTransition: (job, from, reason) => {
+    logTransition(job, from, reason);
+    // The transition may have written an outbox row: deliver it now rather than at the next poll.
+    if (job.webhook) webhooks?.kick();
+  },
 });
 if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
@@ -39,6 +46,17 @@ const runner = createJobRunner({
   logger,
   config,
   onModelSwitch: (from, to) => logger.info("model switch", { from, to }),
+});
+
+webhooks = createWebhookDispatcher({
+  store,
+  logger,
+  ...(config.webhookSecret ? { defaultSecret: config.webhookSecret } : {}),
+  timeoutMs: config.webhookTimeoutMs,
+  retryBaseMs: config.webhookRetryBaseMs,
+  retryMaxDelayMs: config.webhookRetryMaxDelayMs,
+  retryForMs: config.webhookRetryForMs,
+  concurrency: config.webhookConcurrency,
 });
 
 let queue: ReturnType<typeof createQueueRunner> | null = null;
@@ -59,10 +77,12 @@ const leadership = createLeadership({
   onActive: () => {
     recoverInterruptedJobs({ store, logger, dataDir: config.dataDir });
     poller.start();
+    webhooks?.start();
     queue?.start();
   },
   onLost: () => {
     void poller.stop();
+    void webhooks?.stop();
     void queue?.stop(0);
   },
 });
@@ -75,7 +95,11 @@ queue = createQueueRunner({
   pollMs: config.queuePollMs,
   starvationMs: config.starvationMs,
 });
-const stopWatching = watchWakes(config.dataDir, () => queue?.kick());
+// A gateway's wake-up may mean a new job, a cancel, or a new outbox row (a job created or canceled there).
+const stopWatching = watchWakes(config.dataDir, () => {
+  queue?.kick();
+  if (leadership.isActive()) webhooks?.kick();
+});
 leadership.start();
 
 handleShutdownSignals(
@@ -83,7 +107,7 @@ handleShutdownSignals(
   async () => {
     stopWatching();
     await queue?.stop(config.shutdownGraceMs);
-    await poller.stop();
+    await Promise.all([poller.stop(), webhooks?.stop()]);
     leadership.stop();
     client.close();
     store.close();

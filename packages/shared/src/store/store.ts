@@ -3,6 +3,7 @@ import { createClaimStore } from "./claim.js";
 import { type Db, openDatabase } from "./database.js";
 import { createJobsStore } from "./jobs.js";
 import { migrate } from "./migrate.js";
+import { createOutboxStore } from "./outbox.js";
 import { createTargetStore } from "./target.js";
 import { createTransitionsStore, type TransitionsOptions } from "./transitions.js";
 import { createWorkerLeaseStore } from "./worker-lease.js";
@@ -38,6 +39,7 @@ export function openStore(options: StoreOptions) {
     jobs: createJobsStore(db),
     transitions,
     claims: createClaimStore(db, transitions),
+    outbox: createOutboxStore(db, { now }),
     target: createTargetStore(db),
     workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
     /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */
