@@ -6,6 +6,7 @@ import { errorHandler, notFoundHandler } from "./middleware/errors.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
 import { generationRoutes } from "./routes/generation.js";
 import { healthRoutes } from "./routes/health.js";
+import { jobsRoutes } from "./routes/jobs.js";
 import { createPassthroughDispatcher, managementGate } from "./routes/passthrough.js";
 import { rootRoutes } from "./routes/root.js";
 
@@ -32,6 +33,7 @@ export function createApp(deps: AppDeps): Express {
     if (!dispatch(req, res)) next();
   });
   app.use(generationRoutes(deps));
+  app.use(jobsRoutes(deps));
   app.use(managementGate());
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

@@ -10,6 +10,8 @@ import {
   type Store,
 } from "@foreman/shared";
 
+import { cancelJob } from "./jobs/cancel.js";
+
 export interface RelayResponseDeps {
   config: Pick<ForemanConfig, "dataDir" | "relayPollMs">;
   store: Store;
@@ -38,8 +40,7 @@ export async function answerFromRelay(
     if (settled) return;
     controller.abort();
     try {
-      const outcome = store.transitions.requestCancel(job.id);
-      if (outcome.outcome === "requested") deps.wake();
+      cancelJob({ store, dataDir: deps.config.dataDir, wake: deps.wake, logger: deps.logger }, job.id);
     } catch (err) {
       deps.logger.warn("could not cancel the job of a departed caller", {
         job_id: job.id,

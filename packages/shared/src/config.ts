@@ -36,6 +36,11 @@ export interface ForemanConfig {
   readonly webhookRetryMaxDelayMs: number;
   readonly webhookRetryForMs: number;
   readonly webhookConcurrency: number;
+  readonly webhookAllowedHosts: readonly string[];
+  readonly inlineResultMaxBytes: number;
+  readonly retentionMs: number;
+  readonly retentionSweepMs: number;
+  readonly maxWaitSeconds: number;
 }
 
 export type LogLevel = "error" | "warn" | "info" | "http" | "verbose" | "debug" | "silly";
@@ -227,6 +232,39 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: Joi.number().integer().min(1).max(256).default(8),
     example: "8",
     doc: "how many jobs' webhooks are delivered at once (each job's events stay in order)",
+  },
+  FOREMAN_WEBHOOK_ALLOWED_HOSTS: {
+    field: "webhookAllowedHosts",
+    schema: Joi.string()
+      .pattern(/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?(,\s*(\*\.)?[A-Za-z0-9.-]+(:\d+)?)*$/, "host[,host…]")
+      .custom((v: string) => v.split(",").map((h) => h.trim().toLowerCase()))
+      .default([]),
+    example: "hooks.example.com,*.internal.example",
+    doc: "when set, webhook URLs must point at one of these hosts (*.domain matches subdomains); empty allows any",
+  },
+  FOREMAN_INLINE_RESULT_MAX_BYTES: {
+    field: "inlineResultMaxBytes",
+    schema: Joi.number().integer().min(0).max(16_777_216).default(65_536),
+    example: "65536",
+    doc: "a result up to this size is inlined in the job and its terminal webhook; larger ones are only a URL",
+  },
+  FOREMAN_RETENTION_MS: {
+    field: "retentionMs",
+    schema: Joi.number().integer().min(60_000).default(604_800_000),
+    example: "604800000",
+    doc: "finished jobs, their relays and artifacts are deleted this long after they ended (ms; default 7 days)",
+  },
+  FOREMAN_RETENTION_SWEEP_MS: {
+    field: "retentionSweepMs",
+    schema: durationMs(100).default(60_000),
+    example: "60000",
+    doc: "how often the worker looks for expired jobs to prune (ms)",
+  },
+  FOREMAN_MAX_WAIT_S: {
+    field: "maxWaitSeconds",
+    schema: Joi.number().integer().min(1).max(3600).default(60),
+    example: "60",
+    doc: "the longest long poll GET /jobs/<id>?wait= may hold a request (seconds)",
   },
 };
 

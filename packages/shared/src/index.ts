@@ -1,11 +1,14 @@
+export * from "./artifact-files.js";
 export * from "./config.js";
 export * from "./drain-policy.js";
 export * from "./errors.js";
 export * from "./job-states.js";
+export * from "./job-view.js";
 export * from "./logger.js";
 export type * from "./ollama-types.js";
 export * from "./process.js";
 export * from "./relay.js";
+export * from "./store/artifacts.js";
 export * from "./store/claim.js";
 export * from "./store/database.js";
 export * from "./store/jobs.js";

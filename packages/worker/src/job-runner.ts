@@ -5,7 +5,9 @@ import {
   type JobRecord,
   type Logger,
   RelayWriter,
+  relayTranscript,
   type Store,
+  writeArtifact,
 } from "@foreman/shared";
 import { ResultCollector } from "./result-collector.js";
 import { ConnectError, type TargetClient } from "./target-client.js";
@@ -25,7 +27,7 @@ export interface JobRunnerDeps {
   store: Store;
   client: TargetClient;
   logger: Logger;
-  config: Pick<ForemanConfig, "dataDir" | "embedModel">;
+  config: Pick<ForemanConfig, "dataDir" | "embedModel" | "inlineResultMaxBytes">;
   /** Counts model loads and swaps for the status route and metrics. */
   onModelSwitch?: (from: string | null, to: string) => void;
 }
@@ -117,9 +119,32 @@ export function createJobRunner(deps: JobRunnerDeps) {
       return interrupted(job, relay, `target connection lost mid-generation: ${(err as Error).message}`);
     }
     if (!collector.done) return interrupted(job, relay, "target ended the stream before its final chunk");
-    store.transitions.transition(job.id, "done", { result: collector.result(), metrics: collector.metrics() });
+    const result = collector.result();
+    const inline = storeArtifacts(job, result);
+    store.transitions.transition(job.id, "done", { result: inline ? result : null, metrics: collector.metrics() });
     relay.end({ state: "done" });
     return "done";
+  }
+
+  /**
+   * Stores the result and the relay transcript as artifacts (before the terminal transition, so its webhook
+   * can point at them) and says whether the result is small enough to inline.
+   */
+  function storeArtifacts(job: JobRecord, result: unknown): boolean {
+    const dataDir = deps.config.dataDir;
+    const resultJson = JSON.stringify(result);
+    try {
+      store.artifacts.record(writeArtifact(dataDir, job.id, "result.json", "application/json", resultJson));
+      const transcript = relayTranscript(dataDir, job.id);
+      if (transcript) {
+        store.artifacts.record(writeArtifact(dataDir, job.id, "transcript.ndjson", "application/x-ndjson", transcript));
+      }
+    } catch (err) {
+      // The job itself succeeded; losing its files (disk full) must not fail it. The result stays inline.
+      logger.error("could not store artifacts", { job_id: job.id, error: (err as Error).message });
+      return true;
+    }
+    return Buffer.byteLength(resultJson) <= deps.config.inlineResultMaxBytes;
   }
 
   /** The job was stopped by us: a cancel, or a shutdown that hands it back. */

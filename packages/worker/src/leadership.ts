@@ -12,6 +12,8 @@ export interface LeadershipOptions {
   onLost?: () => void;
   /** The job this worker is running, written with each heartbeat for the status route. */
   currentJobId?: () => string | null;
+  /** The worker model the target holds now, written with each heartbeat for queue positions. */
+  residentModel?: () => string | null;
 }
 
 /**
@@ -29,7 +31,12 @@ export function createLeadership(options: LeadershipOptions) {
   function runOnce(): void {
     try {
       if (active) {
-        if (!store.workerLease.heartbeat(me.workerId, options.currentJobId?.() ?? null)) {
+        const beating = store.workerLease.heartbeat(
+          me.workerId,
+          options.currentJobId?.() ?? null,
+          options.residentModel?.() ?? null,
+        );
+        if (!beating) {
           active = false;
           standbyLogged = false;
           logger.error("lost the worker lease to another worker; standing by", { worker_id: me.workerId });

@@ -11,6 +11,7 @@ import { createJobRunner } from "./job-runner.js";
 import { createLeadership } from "./leadership.js";
 import { createQueueRunner } from "./queue-runner.js";
 import { recoverInterruptedJobs } from "./recovery.js";
+import { createRetentionPruner } from "./retention-pruner.js";
 import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "./webhook-dispatcher.js";
@@ -59,6 +60,14 @@ webhooks = createWebhookDispatcher({
   concurrency: config.webhookConcurrency,
 });
 
+const pruner = createRetentionPruner({
+  store,
+  logger,
+  dataDir: config.dataDir,
+  retentionMs: config.retentionMs,
+  intervalMs: config.retentionSweepMs,
+});
+
 let queue: ReturnType<typeof createQueueRunner> | null = null;
 const poller = createTargetPoller({
   client,
@@ -74,15 +83,18 @@ const leadership = createLeadership({
   logger,
   heartbeatMs: config.heartbeatMs,
   currentJobId: () => runner.currentJobId(),
+  residentModel: () => runner.residentModel(),
   onActive: () => {
     recoverInterruptedJobs({ store, logger, dataDir: config.dataDir });
     poller.start();
     webhooks?.start();
+    pruner.start();
     queue?.start();
   },
   onLost: () => {
     void poller.stop();
     void webhooks?.stop();
+    void pruner.stop();
     void queue?.stop(0);
   },
 });
@@ -107,7 +119,7 @@ handleShutdownSignals(
   async () => {
     stopWatching();
     await queue?.stop(config.shutdownGraceMs);
-    await Promise.all([poller.stop(), webhooks?.stop()]);
+    await Promise.all([poller.stop(), webhooks?.stop(), pruner.stop()]);
     leadership.stop();
     client.close();
     store.close();

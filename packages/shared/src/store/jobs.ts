@@ -67,6 +67,13 @@ export interface JobRow {
   updated_at: number;
 }
 
+interface ListParams {
+  state: string | null;
+  model: string | null;
+  before: string | null;
+  limit: number;
+}
+
 const parse = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
 
 export function jobFromRow(row: JobRow): JobRecord {
@@ -115,6 +122,24 @@ export function createJobsStore(db: Db) {
   const countsByState = db.prepare<[], { model: string; state: JobState; count: number }>(
     "SELECT model, state, COUNT(*) AS count FROM jobs GROUP BY model, state",
   );
+  const queued = db.prepare<[], { id: string; model: string; createdAt: number }>(
+    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id",
+  );
+  // One statement per filter combination, so each uses its index: (state, id), (model, id) or the key.
+  const BEFORE = "COALESCE(@before, '~')";
+  const pages = {
+    all: db.prepare<ListParams, JobRow>(`SELECT * FROM jobs WHERE id < ${BEFORE} ORDER BY id DESC LIMIT @limit`),
+    state: db.prepare<ListParams, JobRow>(
+      `SELECT * FROM jobs WHERE state = @state AND id < ${BEFORE} ORDER BY id DESC LIMIT @limit`,
+    ),
+    model: db.prepare<ListParams, JobRow>(
+      `SELECT * FROM jobs WHERE model = @model AND id < ${BEFORE} ORDER BY id DESC LIMIT @limit`,
+    ),
+    both: db.prepare<ListParams, JobRow>(
+      `SELECT * FROM jobs INDEXED BY jobs_by_state WHERE state = @state AND model = @model AND id < ${BEFORE}
+       ORDER BY id DESC LIMIT @limit`,
+    ),
+  };
   return {
     get(id: string): JobRecord | null {
       const row = byId.get(id);
@@ -123,6 +148,32 @@ export function createJobsStore(db: Db) {
     getByIdempotencyKey(key: string): JobRecord | null {
       const row = byIdempotencyKey.get(key);
       return row ? jobFromRow(row) : null;
+    },
+    /** Newest first; `before` is the id of the last job of the previous page. */
+    list(filter: {
+      state?: JobState | undefined;
+      model?: string | undefined;
+      before?: string | undefined;
+      limit: number;
+    }) {
+      const params: ListParams = {
+        state: filter.state ?? null,
+        model: filter.model ?? null,
+        before: filter.before ?? null,
+        limit: filter.limit,
+      };
+      const statement = filter.state
+        ? filter.model
+          ? pages.both
+          : pages.state
+        : filter.model
+          ? pages.model
+          : pages.all;
+      return statement.all(params).map(jobFromRow);
+    },
+    /** Every queued job in queue order, for positions under the drain-by-model policy. */
+    queuedRefs() {
+      return queued.all();
     },
     queueDepthByModel() {
       return queuedByModel.all();

@@ -119,4 +119,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "worker-resident-model",
+    sql: `
+      -- The worker model the active worker holds now, for the queue position of queued jobs.
+      ALTER TABLE worker_lease ADD COLUMN resident_model TEXT;
+    `,
+  },
 ];

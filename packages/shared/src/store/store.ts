@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import { createArtifactsStore } from "./artifacts.js";
 import { createClaimStore } from "./claim.js";
 import { type Db, openDatabase } from "./database.js";
 import { createJobsStore } from "./jobs.js";
@@ -40,6 +41,7 @@ export function openStore(options: StoreOptions) {
     transitions,
     claims: createClaimStore(db, transitions),
     outbox: createOutboxStore(db, { now }),
+    artifacts: createArtifactsStore(db),
     target: createTargetStore(db),
     workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
     /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */

@@ -1,5 +1,7 @@
 import { monotonicFactory } from "ulid";
-import { assertTransition, eventForState, type JobState } from "../job-states.js";
+import { assertTransition, eventForState, isTerminal, type JobState } from "../job-states.js";
+import { toJobView } from "../job-view.js";
+import { createArtifactsStore } from "./artifacts.js";
 import type { Db } from "./database.js";
 import {
   type JobApi,
@@ -68,6 +70,7 @@ export interface TransitionsOptions {
 export function createTransitionsStore(db: Db, options: TransitionsOptions = {}) {
   const now = options.now ?? Date.now;
   const newId = monotonicFactory();
+  const artifacts = createArtifactsStore(db);
   const insertJob = db.prepare(
     `INSERT INTO jobs (id, kind, api, mode, model, state, request, metadata, webhook_url, webhook_secret,
        webhook_events, idempotency_key, request_hash, max_attempts, created_at, queued_at, updated_at)
@@ -108,7 +111,9 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
     if (job.webhook.events && !job.webhook.events.includes(type)) return;
     const eventId = `msg_${newId(at)}`;
     // The payload is frozen at the moment of the transition so retries deliver what was true then.
-    const payload = JSON.stringify({ type, timestamp: new Date(at).toISOString(), data: jobSnapshot(job) });
+    // Terminal events carry the result inline or the artifact URLs (SPEC §5.3).
+    const data = toJobView(job, isTerminal(job.state) ? { artifacts: artifacts.forJob(job.id) } : {});
+    const payload = JSON.stringify({ type, timestamp: new Date(at).toISOString(), data });
     insertOutbox.run(eventId, job.id, type, payload, job.webhook.url, at, at);
   }
 
@@ -224,24 +229,3 @@ export type CancelOutcome =
   | { outcome: "canceled"; job: JobRecord }
   | { outcome: "requested"; job: JobRecord }
   | { outcome: "ended"; job: JobRecord };
-
-/** The job as webhook receivers and API callers see it; secrets and internal fields are left out. */
-export function jobSnapshot(job: JobRecord) {
-  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-  return {
-    id: job.id,
-    kind: job.kind,
-    model: job.model,
-    state: job.state,
-    attempts: job.attempts,
-    error: job.error,
-    metadata: job.metadata,
-    created_at: iso(job.createdAt),
-    queued_at: iso(job.queuedAt),
-    loading_at: iso(job.loadingAt),
-    working_at: iso(job.workingAt),
-    ended_at: iso(job.endedAt),
-    metrics: job.metrics,
-    result: job.result ?? null,
-  };
-}

@@ -7,6 +7,7 @@ export interface LeaseHolder {
   acquiredAt: number;
   heartbeatAt: number;
   currentJobId: string | null;
+  residentModel: string | null;
 }
 
 export interface LeaseClaimant {
@@ -24,6 +25,7 @@ interface LeaseRow {
   acquired_at: number;
   heartbeat_at: number;
   current_job_id: string | null;
+  resident_model: string | null;
 }
 
 const toHolder = (r: LeaseRow): LeaseHolder => ({
@@ -33,6 +35,7 @@ const toHolder = (r: LeaseRow): LeaseHolder => ({
   acquiredAt: r.acquired_at,
   heartbeatAt: r.heartbeat_at,
   currentJobId: r.current_job_id,
+  residentModel: r.resident_model,
 });
 
 /** Whether a process id on this host is alive; `kill(pid, 0)` sends nothing, it only checks. */
@@ -63,7 +66,7 @@ export function createWorkerLeaseStore(
      VALUES (1, @worker_id, @pid, @hostname, @now, @now, NULL)
      ON CONFLICT (id) DO UPDATE SET worker_id = excluded.worker_id, pid = excluded.pid,
        hostname = excluded.hostname, acquired_at = excluded.acquired_at,
-       heartbeat_at = excluded.heartbeat_at, current_job_id = NULL`,
+       heartbeat_at = excluded.heartbeat_at, current_job_id = NULL, resident_model = NULL`,
   );
   const beat = db.prepare(
     "UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ? WHERE id = 1 AND worker_id = ?",
@@ -89,8 +92,8 @@ export function createWorkerLeaseStore(
       return acquire.immediate(me);
     },
     /** Renews our lease; false means we lost it (another worker took over while we stalled). */
-    heartbeat(workerId: string, currentJobId: string | null = null): boolean {
-      return beat.run(now(), currentJobId, workerId).changes === 1;
+    heartbeat(workerId: string, currentJobId: string | null = null, residentModel: string | null = null): boolean {
+      return beat.run(now(), currentJobId, residentModel, workerId).changes === 1;
     },
     release(workerId: string): void {
       release.run(workerId);

@@ -1,0 +1,114 @@
+import { createHash } from "node:crypto";
+import { type ForemanConfig, JOB_EVENT_TYPES, type NewJob, ValidationError } from "@foreman/shared";
+import Joi from "joi";
+
+const message = Joi.object({
+  role: Joi.string().required(),
+  content: Joi.string().allow("").optional(),
+  images: Joi.array().items(Joi.string()).optional(),
+  thinking: Joi.string().allow("").optional(),
+  tool_calls: Joi.array().optional(),
+  tool_name: Joi.string().optional(),
+}).unknown(true);
+
+const SECRET_FORM = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
+
+/** POST /jobs (SPEC §5.2): what a batch caller may send, with errors that name the field. */
+const schema = Joi.object({
+  model: Joi.string().min(1).required(),
+  messages: Joi.array().items(message),
+  prompt: Joi.string().allow(""),
+  system: Joi.string().allow(""),
+  suffix: Joi.string().allow(""),
+  images: Joi.array().items(Joi.string()),
+  options: Joi.object().unknown(true),
+  format: Joi.alternatives(Joi.string().valid("json"), Joi.object().unknown(true)),
+  tools: Joi.array().items(Joi.object().unknown(true)),
+  think: Joi.alternatives(Joi.boolean(), Joi.string().valid("high", "medium", "low")),
+  keep_alive: Joi.alternatives(Joi.string(), Joi.number()),
+  stream: Joi.boolean(),
+  metadata: Joi.object().unknown(true),
+  webhook: Joi.object({
+    url: Joi.string()
+      .uri({ scheme: ["http", "https"] })
+      .required(),
+    secret: Joi.string().pattern(SECRET_FORM, "whsec_<base64>"),
+    events: Joi.array()
+      .items(Joi.string().valid(...JOB_EVENT_TYPES))
+      .min(1)
+      .unique(),
+  }),
+})
+  .xor("messages", "prompt")
+  .messages({
+    "object.xor": "send exactly one of messages (chat) or prompt (generate), not both",
+    "object.missing": "one of messages (chat) or prompt (generate) is required",
+  });
+
+const METADATA_MAX_BYTES = 16 * 1024;
+
+export interface ParsedJobRequest {
+  job: Omit<NewJob, "idempotencyKey">;
+  requestHash: string;
+}
+
+/** Validates a POST /jobs body into a new async job (or throws a ValidationError naming the field). */
+export function parseJobRequest(body: unknown, config: Pick<ForemanConfig, "webhookAllowedHosts">): ParsedJobRequest {
+  if (!body || typeof body !== "object" || Array.isArray(body))
+    throw new ValidationError("request body must be a JSON object");
+  const { value, error } = schema.validate(body, { abortEarly: true, convert: false });
+  if (error) {
+    const detail = error.details[0]!;
+    const field = detail.path.join(".");
+    // joi quotes the label first ("\"webhook.url\" must be …"); say it the way a caller reads it.
+    const text = detail.message.replace(/^"([^"]+)"/, "$1");
+    throw new ValidationError(
+      detail.type.startsWith("object.") && !field ? text : text.startsWith(field) ? text : `${field}: ${text}`,
+    );
+  }
+  const v = value as Record<string, unknown> & { webhook?: { url: string; secret?: string; events?: string[] } };
+  if (v.metadata !== undefined && Buffer.byteLength(JSON.stringify(v.metadata)) > METADATA_MAX_BYTES) {
+    throw new ValidationError(`metadata must be at most ${METADATA_MAX_BYTES} bytes of JSON`);
+  }
+  if (v.webhook) assertAllowedHost(v.webhook.url, config.webhookAllowedHosts);
+
+  const kind = v.messages ? "chat" : "generate";
+  const { metadata, webhook, stream: _ignored, ...rest } = v;
+  // The worker always streams from the target, so the relay (and GET /jobs/<id>/stream) has every chunk.
+  const request = { ...rest, stream: true };
+  return {
+    job: {
+      kind,
+      api: "ollama",
+      mode: "async",
+      model: v.model as string,
+      request,
+      metadata: (metadata as Record<string, unknown> | undefined) ?? null,
+      webhook: webhook ? { url: webhook.url, secret: webhook.secret, events: webhook.events } : null,
+    },
+    requestHash: createHash("sha256").update(canonicalJson(body)).digest("hex"),
+  };
+}
+
+function assertAllowedHost(url: string, allowed: readonly string[]): void {
+  if (allowed.length === 0) return;
+  const { hostname, host } = new URL(url);
+  const ok = allowed.some((pattern) => {
+    const p = pattern.toLowerCase();
+    if (p.startsWith("*.")) return hostname.endsWith(p.slice(1));
+    return p === hostname || p === host;
+  });
+  if (!ok) throw new ValidationError(`webhook.url host ${hostname} is not in FOREMAN_WEBHOOK_ALLOWED_HOSTS`);
+}
+
+/** JSON with object keys sorted, so the same body hashes the same whatever its key order. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,201 @@
+import fs from "node:fs";
+import {
+  ConflictError,
+  ensureRelay,
+  type ForemanConfig,
+  followRelay,
+  isJobState,
+  isSafeArtifactName,
+  isTerminal,
+  type JobRecord,
+  type Logger,
+  NotFoundError,
+  relayPath,
+  resolveArtifactFile,
+  type Store,
+  toJobView,
+  ValidationError,
+} from "@foreman/shared";
+import express, { type Response, Router } from "express";
+import { cancelJob } from "../jobs/cancel.js";
+import { parseJobRequest } from "../jobs/job-request.js";
+import { queuePositions } from "../jobs/queue-position.js";
+import { waitForJobEnd } from "../jobs/wait-for-end.js";
+
+export interface JobsDeps {
+  config: ForemanConfig;
+  store: Store;
+  logger: Logger;
+  wake: () => void;
+}
+
+/** The async jobs API (SPEC §5.2). */
+export function jobsRoutes(deps: JobsDeps): Router {
+  const { store, config } = deps;
+  const router = Router();
+  const json = express.json({ limit: config.bodyLimit, type: () => true });
+
+  const view = (job: JobRecord, position?: number) =>
+    toJobView(job, {
+      artifacts: store.artifacts.forJob(job.id),
+      deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [],
+      ...(position !== undefined ? { position } : {}),
+    });
+  const viewOne = (job: JobRecord) =>
+    view(job, job.state === "queued" ? queuePositions(store, config.starvationMs).get(job.id) : undefined);
+  const mustGet = (id: string): JobRecord => {
+    const job = store.jobs.get(id);
+    if (!job) throw new NotFoundError(`job ${id} not found`);
+    return job;
+  };
+  const sendJob = (res: Response, status: number, job: JobRecord) => {
+    res.setHeader("X-Foreman-Job-Id", job.id);
+    res.status(status).json(viewOne(job));
+  };
+
+  router.post("/jobs", json, (req, res) => {
+    const key = req.get("Idempotency-Key");
+    if (key !== undefined && (key.length === 0 || key.length > 255)) {
+      throw new ValidationError("Idempotency-Key must be 1 to 255 characters");
+    }
+    const parsed = parseJobRequest(req.body, config);
+    const replay = (existing: JobRecord) => {
+      if (existing.requestHash !== parsed.requestHash) {
+        throw new ConflictError(
+          `Idempotency-Key ${JSON.stringify(key)} was already used with a different request body`,
+        );
+      }
+      res.location(`/jobs/${existing.id}`);
+      sendJob(res, 200, existing);
+    };
+    if (key !== undefined) {
+      const existing = store.jobs.getByIdempotencyKey(key);
+      if (existing) return replay(existing);
+    }
+    let job: JobRecord;
+    try {
+      job = store.transitions.createJob({
+        ...parsed.job,
+        idempotencyKey: key ?? null,
+        requestHash: parsed.requestHash,
+      });
+    } catch (err) {
+      // Two retries of one request raced: the unique index let one in; answer the other with it.
+      if (key !== undefined && (err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") {
+        return replay(store.jobs.getByIdempotencyKey(key)!);
+      }
+      throw err;
+    }
+    ensureRelay(config.dataDir, job.id);
+    deps.wake();
+    res.location(`/jobs/${job.id}`);
+    sendJob(res, 202, job);
+  });
+
+  router.get("/jobs", (req, res) => {
+    const state = stringParam(req.query.state, "state");
+    if (state !== undefined && !isJobState(state)) {
+      throw new ValidationError("state must be one of queued, loading, working, done, failed, canceled");
+    }
+    const model = stringParam(req.query.model, "model");
+    const limitText = stringParam(req.query.limit, "limit");
+    const limit = limitText === undefined ? 20 : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+      throw new ValidationError("limit must be an integer from 1 to 100");
+    const cursor = stringParam(req.query.cursor, "cursor");
+    const before = cursor === undefined ? undefined : decodeCursor(cursor);
+    const jobs = store.jobs.list({ state, model, before, limit: limit + 1 });
+    const page = jobs.slice(0, limit);
+    const positions = page.some((j) => j.state === "queued") ? queuePositions(store, config.starvationMs) : new Map();
+    res.json({
+      jobs: page.map((j) => view(j, positions.get(j.id))),
+      next_cursor: jobs.length > limit ? encodeCursor(page.at(-1)!.id) : null,
+    });
+  });
+
+  router.get("/jobs/:id", async (req, res) => {
+    let job = mustGet(req.params.id);
+    const waitText = stringParam(req.query.wait, "wait");
+    if (waitText !== undefined && !isTerminal(job.state)) {
+      const seconds = Number(waitText);
+      if (!Number.isFinite(seconds) || seconds < 0) {
+        throw new ValidationError(`wait must be a number of seconds from 0 to ${config.maxWaitSeconds}`);
+      }
+      const controller = new AbortController();
+      res.on("close", () => controller.abort());
+      const waitMs = Math.min(seconds, config.maxWaitSeconds) * 1000;
+      job = (await waitForJobEnd(store, config.dataDir, job.id, waitMs, config.relayPollMs, controller.signal)) ?? job;
+    }
+    sendJob(res, 200, job);
+  });
+
+  router.post("/jobs/:id/cancel", (req, res) => {
+    const outcome = cancelJob({ ...deps, dataDir: config.dataDir }, req.params.id);
+    if (outcome.outcome === "missing") throw new NotFoundError(`job ${req.params.id} not found`);
+    if (outcome.outcome === "ended") {
+      res.setHeader("X-Foreman-Job-Id", outcome.job.id);
+      throw new ConflictError(`job ${outcome.job.id} has already ended (${outcome.job.state})`);
+    }
+    sendJob(res, 200, outcome.job);
+  });
+
+  router.get("/jobs/:id/artifacts/:name", (req, res) => {
+    const job = mustGet(req.params.id);
+    res.setHeader("X-Foreman-Job-Id", job.id);
+    const name = req.params.name;
+    if (!isSafeArtifactName(name)) throw new ValidationError(`artifact name ${JSON.stringify(name)} is not allowed`);
+    const record = store.artifacts.get(job.id, name);
+    const file = record ? resolveArtifactFile(config.dataDir, record) : null;
+    if (!record || !file || !fs.existsSync(file)) throw new NotFoundError(`job ${job.id} has no artifact ${name}`);
+    res.setHeader("content-type", record.contentType);
+    res.setHeader("content-length", String(record.size));
+    fs.createReadStream(file).pipe(res);
+  });
+
+  router.get("/jobs/:id/stream", async (req, res) => {
+    const job = mustGet(req.params.id);
+    ensureRelay(config.dataDir, job.id);
+    res.writeHead(200, { "content-type": "application/x-ndjson", "X-Foreman-Job-Id": job.id });
+    const controller = new AbortController();
+    res.on("close", () => controller.abort());
+    for await (const batch of followRelay(relayPath(config.dataDir, job.id), {
+      pollMs: config.relayPollMs,
+      signal: controller.signal,
+      isEnded: () => {
+        const current = store.jobs.get(job.id);
+        return current && isTerminal(current.state)
+          ? {
+              state: current.state as "done" | "failed" | "canceled",
+              ...(current.error ? { error: current.error } : {}),
+            }
+          : null;
+      },
+    })) {
+      let out = "";
+      for (const item of batch) {
+        if (item.kind === "data") out += `${item.line}\n`;
+        else if (item.kind === "end" && item.end.state !== "done") {
+          out += `${JSON.stringify({ error: item.end.error ?? `job ${item.end.state}` })}\n`;
+        }
+      }
+      if (out) res.write(out);
+    }
+    res.end();
+  });
+
+  return router;
+}
+
+function stringParam(value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string") throw new ValidationError(`${name} must be given once, as a string`);
+  return value;
+}
+
+const encodeCursor = (id: string) => Buffer.from(id).toString("base64url");
+
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, "base64url").toString();
+  if (!/^[0-9A-HJKMNP-TV-Z]{26}$/.test(id)) throw new ValidationError("cursor is not valid");
+  return id;
+}
