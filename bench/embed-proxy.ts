@@ -1,4 +1,15 @@
-import { findNginx, type LoadResult, median, runLoad, startGateway, startNginx, startSim, table } from "./lib.js";
+import {
+  findNginx,
+  findWrk,
+  type LoadResult,
+  median,
+  runLoad,
+  runWrk,
+  startGateway,
+  startNginx,
+  startSim,
+  table,
+} from "./lib.js";
 
 /**
  * Issue 4: /api/embed through the gateway, direct to the simulator, and through nginx, in one run, at
@@ -11,6 +22,7 @@ export async function benchEmbedProxy(durationMs: number) {
   const gateway = await startGateway(sim.url, { FOREMAN_EMBED_MODEL: embedder });
   const nginxPath = findNginx();
   const nginx = nginxPath ? await startNginx(nginxPath, sim.port) : null;
+  const wrk = findWrk();
   const body = JSON.stringify({ model: embedder, input: "The quick brown fox jumps over the lazy dog" });
   const routes: Array<[string, string | null]> = [
     ["direct", sim.url],
@@ -28,7 +40,8 @@ export async function benchEmbedProxy(durationMs: number) {
       for (let round = 0; round < 3; round++) {
         for (const [name, url] of routes) {
           if (!url) continue;
-          (rounds[name] ??= []).push(await runLoad({ url: `${url}/api/embed`, body, concurrency, durationMs }));
+          const load = { url: `${url}/api/embed`, body, concurrency, durationMs };
+          (rounds[name] ??= []).push(wrk ? runWrk({ wrk, ...load }) : await runLoad(load));
         }
       }
       for (const [name] of routes) {
@@ -57,7 +70,7 @@ export async function benchEmbedProxy(durationMs: number) {
     `foreman throughput at concurrency 32 as a share of nginx's: ${nginx32 && foreman32 ? ((100 * foreman32.rps) / nginx32.rps).toFixed(1) : "n/a"} % (goal >= 80 %)`,
   ];
   return {
-    title: "/api/embed passthrough (issue 4)",
+    title: `/api/embed passthrough (issue 4; load from ${wrk ? "wrk" : "the Node load generator"})`,
     table: table(["route", "concurrency", "req/s", "p50 ms", "p99 ms", "errors"], rows),
     summary,
   };

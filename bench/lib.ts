@@ -187,6 +187,8 @@ export async function runLoad(options: {
   concurrency: number;
   durationMs: number;
   warmupMs?: number;
+  /** The status a successful answer has (200 by default). */
+  expectStatus?: number;
 }): Promise<LoadResult> {
   const target = new URL(options.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
@@ -204,7 +206,7 @@ export async function runLoad(options: {
         },
         (res) => {
           res.resume();
-          res.on("end", () => resolve(res.statusCode === 200));
+          res.on("end", () => resolve(res.statusCode === (options.expectStatus ?? 200)));
         },
       );
       req.on("error", () => resolve(false));
@@ -284,5 +286,56 @@ export async function startForeman(targetUrl: string, extraEnv: NodeJS.ProcessEn
     gateway,
     worker,
     stop: () => Promise.all([gateway.stop(), worker.stop()]).then(() => undefined),
+  };
+}
+
+export function findWrk(): string | null {
+  const which = spawnSync("sh", ["-c", "command -v wrk"], { encoding: "utf8" });
+  return which.status === 0 ? which.stdout.trim() : null;
+}
+
+/**
+ * The same closed-loop load from wrk (C, one thread), when installed: it needs a fraction of the CPU a Node
+ * load generator does, which matters on a 2-core machine where the load generator and the server share.
+ */
+export function runWrk(options: {
+  wrk: string;
+  url: string;
+  body?: string;
+  concurrency: number;
+  durationMs: number;
+}): LoadResult {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-wrk-"));
+  const script = path.join(dir, "request.lua");
+  fs.writeFileSync(
+    script,
+    options.body
+      ? `wrk.method = "POST"\nwrk.body = ${JSON.stringify(options.body)}\nwrk.headers["Content-Type"] = "application/json"\n`
+      : "",
+  );
+  const seconds = Math.max(1, Math.round(options.durationMs / 1000));
+  const out = spawnSync(
+    options.wrk,
+    ["-t1", `-c${options.concurrency}`, `-d${seconds}s`, "--latency", "-s", script, options.url],
+    { encoding: "utf8" },
+  ).stdout;
+  fs.rmSync(dir, { recursive: true, force: true });
+  const ms = (label: string) => {
+    const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
+    if (!m) return Number.NaN;
+    const v = Number(m[1]);
+    return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+  };
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((n, v) => n + Number(v), 0) : 0);
+  return {
+    requests,
+    errors,
+    seconds,
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
+    p50: ms("50%"),
+    p99: ms("99%"),
   };
 }

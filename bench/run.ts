@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { benchEmbedProxy } from "./embed-proxy.js";
 import { benchDrain, benchGeneration } from "./generation.js";
+import { benchLargeDatabase, benchPostJobs } from "./jobs.js";
 import { ROOT } from "./lib.js";
 
 /** `pnpm bench`: runs every benchmark, prints the tables, and keeps the last output in bench-results/. */
@@ -12,6 +13,8 @@ const benches: Array<[string, () => Promise<Section | Section[]>]> = [
   ["embed-proxy", () => benchEmbedProxy(durationMs)],
   ["generation", () => benchGeneration(Number(process.env.BENCH_ITERATIONS ?? 200))],
   ["drain", () => benchDrain()],
+  ["post-jobs", () => benchPostJobs(durationMs)],
+  ["large-db", () => benchLargeDatabase(Number(process.env.BENCH_JOBS ?? 1_000_000), 2000)],
 ];
 
 const out: string[] = [`# foreman benchmarks — ${new Date().toISOString()} — node ${process.version}`, ""];

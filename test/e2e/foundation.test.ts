@@ -27,6 +27,12 @@ describe("e2e: foundation (gateway and worker processes)", () => {
 
     const root = await fetch(`${f.url}/`);
     expect(await root.text()).to.equal("Ollama is running");
+
+    // Heartbeats keep coming, and keep the worker fresh past the stale bound (1 s here).
+    const beats = () => worker.logs().filter((l) => l.message === "heartbeat").length;
+    await worker.waitForLine(() => beats() >= 15, 5000);
+    expect(worker.logs().some((l) => l.message === "worker heartbeat failed")).to.equal(false);
+    expect((await fetch(`${f.url}/readyz`)).status).to.equal(200);
   });
 
   it("runs exactly one active worker per database; the standby takes over when the active one is killed", async () => {

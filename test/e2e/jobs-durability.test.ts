@@ -49,7 +49,10 @@ describe("e2e: jobs survive restarts", function () {
       await first.kill("SIGKILL");
       const second = f.startWorker({}, "worker-2");
       await second.waitForLog("active worker");
-      await receiver.until(() => ids.every((id) => receiver.accepted.some((e) => e.jobId === id && e.type === "job.done")), 30_000);
+      await receiver.until(
+        () => ids.every((id) => receiver.accepted.some((e) => e.jobId === id && e.type === "job.done")),
+        30_000,
+      );
       expect(receiver.invalid).to.deep.equal([]);
       // One event per recorded transition, in the order they happened: a job the kill interrupted shows its
       // requeue (queued, loading, queued, loading, working, done), the others the plain four.
@@ -58,7 +61,10 @@ describe("e2e: jobs survive restarts", function () {
         const expected = db.history(id).map((h) => `job.${h.to_state}`);
         expect(expected.slice(0, 2)).to.deep.equal(ORDER.slice(0, 2));
         expect(expected.at(-1)).to.equal("job.done");
-        expect(receiver.accepted.filter((e) => e.jobId === id).map((e) => e.type), id).to.deep.equal(expected);
+        expect(
+          receiver.accepted.filter((e) => e.jobId === id).map((e) => e.type),
+          id,
+        ).to.deep.equal(expected);
       }
       db.close();
       expect(Math.max(...[...receiver.attempts.values()])).to.be.at.least(3);

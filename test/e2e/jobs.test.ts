@@ -154,7 +154,13 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
     await worker.waitForLine((l) => l.includes(running.body.id) && l.includes('"job working"'));
     const queued = await post(f, chat("queued", { model: "qwen3:8b" }));
     expect(queued.body.state).to.equal("queued");
-    expect(queued.body.position).to.equal(1);
+    const second = await post(f, chat("queued behind", { model: "gemma3:4b" }));
+    const third = await post(f, chat("queued too", { model: "qwen3:8b" }));
+    // Drain-by-model order: the two qwen3 jobs run back to back, before the gemma3 job that came between.
+    expect((await getJob(f, queued.body.id)).position).to.equal(1);
+    expect((await getJob(f, third.body.id)).position).to.equal(2);
+    expect((await getJob(f, second.body.id)).position).to.equal(3);
+    for (const extra of [second, third]) await fetch(`${f.url}/jobs/${extra.body.id}/cancel`, { method: "POST" });
 
     const cancelQueued = await fetch(`${f.url}/jobs/${queued.body.id}/cancel`, { method: "POST" });
     expect(cancelQueued.status).to.equal(200);

@@ -1,6 +1,8 @@
 import type http from "node:http";
 import type { ForemanConfig, Logger, Store } from "@foreman/shared";
 import express, { type Express } from "express";
+import { createFastSubmit } from "./jobs/fast-submit.js";
+import { createJobBatcher, type JobBatcher } from "./jobs/job-batcher.js";
 import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
 import { errorHandler, notFoundHandler } from "./middleware/errors.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
@@ -17,6 +19,8 @@ export interface AppDeps {
   proxy: TargetProxy;
   /** Wakes the worker after a job or a cancel is committed. */
   wake: () => void;
+  /** Group commit for new jobs; one is made when not given. */
+  batcher?: JobBatcher;
 }
 
 /** Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. */
@@ -32,8 +36,10 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res, next) => {
     if (!dispatch(req, res)) next();
   });
-  app.use(generationRoutes(deps));
-  app.use(jobsRoutes(deps));
+  // One batcher per app: jobs created through any route share its group commits.
+  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake);
+  app.use(generationRoutes({ ...deps, batcher }));
+  app.use(jobsRoutes({ ...deps, batcher }));
   app.use(managementGate());
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
@@ -46,11 +52,22 @@ export function createApp(deps: AppDeps): Express {
  * through the Express app, which answers it (or its 401) the same way.
  */
 export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
-  const app = createApp(deps);
+  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake);
+  const app = createApp({ ...deps, batcher });
   const dispatch = createPassthroughDispatcher(deps);
+  const submit = createFastSubmit({
+    config: deps.config,
+    store: deps.store,
+    batcher,
+    logger: deps.logger,
+    bodyLimit: deps.config.bodyLimit,
+    starvationMs: deps.config.starvationMs,
+  });
   const token = deps.config.apiToken;
   return (req, res) => {
-    if ((token === undefined || isAuthorized(req.headers.authorization, token)) && dispatch(req, res)) return;
+    if (token !== undefined && !isAuthorized(req.headers.authorization, token)) return void app(req, res);
+    if (req.method === "POST" && (req.url === "/jobs" || req.url?.startsWith("/jobs?"))) return submit(req, res);
+    if (dispatch(req, res)) return;
     app(req, res);
   };
 }

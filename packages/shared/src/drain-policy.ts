@@ -32,8 +32,10 @@ export function pickNext(
 }
 
 /**
- * The order in which the queue would drain if nothing else arrived: repeated `pickNext`, with the resident
- * model following each pick. Used for a queued job's `position` and for the benchmark's FIFO comparison.
+ * The order in which the queue would drain if nothing else arrived: what repeated `pickNext` gives, with the
+ * resident model following each pick, computed in one pass (it serves every queued job's `position`).
+ * At a fixed `now` the starved jobs are a prefix of the queue and drain first, oldest first; after them the
+ * current model's jobs drain, then each other model's, in the order of their oldest job.
  */
 export function drainOrder(
   queue: readonly QueuedJobRef[],
@@ -41,14 +43,22 @@ export function drainOrder(
   now: number,
   starvationMs: number,
 ): QueuedJobRef[] {
-  const rest = [...queue];
   const order: QueuedJobRef[] = [];
-  let current = resident;
-  while (rest.length > 0) {
-    const next = pickNext(rest, current, now, starvationMs)!;
-    order.push(next);
-    rest.splice(rest.indexOf(next), 1);
-    current = next.model;
+  let i = 0;
+  while (i < queue.length && now - queue[i]!.createdAt >= starvationMs) order.push(queue[i++]!);
+  const current = order.length > 0 ? order.at(-1)!.model : resident;
+  const byModel = new Map<string, QueuedJobRef[]>();
+  for (; i < queue.length; i++) {
+    const job = queue[i]!;
+    const group = byModel.get(job.model);
+    if (group) group.push(job);
+    else byModel.set(job.model, [job]);
   }
+  if (current !== null && byModel.has(current)) {
+    order.push(...byModel.get(current)!);
+    byModel.delete(current);
+  }
+  // A Map iterates in insertion order, which is the order of each model's oldest job.
+  for (const group of byModel.values()) order.push(...group);
   return order;
 }

@@ -53,3 +53,40 @@ describe("drain-policy", () => {
     expect([fifoSwitches, drainSwitches]).to.deep.equal([6, 3]);
   });
 });
+
+describe("drain-policy: drainOrder equals repeated pickNext", () => {
+  it("on random queues, resident models and starvation bounds", () => {
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let round = 0; round < 200; round++) {
+      const size = Math.floor(rand() * 15);
+      let age = 1000;
+      const queue = Array.from({ length: size }, (_, i) => {
+        age -= Math.floor(rand() * 100);
+        return {
+          id: String(i).padStart(3, "0"),
+          model: ["a", "b", "c", "d"][Math.floor(rand() * 4)]!,
+          createdAt: T0 - age,
+        };
+      });
+      const resident = rand() < 0.3 ? null : ["a", "b", "c", "d"][Math.floor(rand() * 4)]!;
+      const starvation = Math.floor(rand() * 1200);
+      const naive: string[] = [];
+      const rest = [...queue];
+      let current = resident;
+      while (rest.length > 0) {
+        const next = pickNext(rest, current, T0, starvation)!;
+        naive.push(next.id);
+        rest.splice(rest.indexOf(next), 1);
+        current = next.model;
+      }
+      expect(
+        drainOrder(queue, resident, T0, starvation).map((j) => j.id),
+        `round ${round}`,
+      ).to.deep.equal(naive);
+    }
+  });
+});

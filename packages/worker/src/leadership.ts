@@ -36,6 +36,7 @@ export function createLeadership(options: LeadershipOptions) {
           options.currentJobId?.() ?? null,
           options.residentModel?.() ?? null,
         );
+        if (beating) logger.debug("heartbeat", { worker_id: me.workerId });
         if (!beating) {
           active = false;
           standbyLogged = false;

@@ -1,9 +1,9 @@
-import { expect } from "chai";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { createLogger, ensureRelay, openStore, relayPath, writeArtifact } from "@foreman/shared";
+import { expect } from "chai";
 import { createRetentionPruner } from "../src/retention-pruner.js";
 
 describe("retention-pruner", () => {
@@ -14,7 +14,14 @@ describe("retention-pruner", () => {
     const store = openStore({ dbPath: path.join(dataDir, "foreman.db"), now });
     const logger = createLogger({ service: "worker", stream: new PassThrough() });
     const make = (end: boolean) => {
-      const job = store.transitions.createJob({ kind: "chat", api: "ollama", mode: "async", model: "m", request: {}, webhook: { url: "http://127.0.0.1:1/h" } });
+      const job = store.transitions.createJob({
+        kind: "chat",
+        api: "ollama",
+        mode: "async",
+        model: "m",
+        request: {},
+        webhook: { url: "http://127.0.0.1:1/h" },
+      });
       ensureRelay(dataDir, job.id);
       store.artifacts.record(writeArtifact(dataDir, job.id, "result.json", "application/json", "{}", t));
       if (end) store.transitions.transition(job.id, "canceled");
@@ -25,7 +32,15 @@ describe("retention-pruner", () => {
     t += 10_000;
     const recent = make(true);
     t += 1000;
-    const pruner = createRetentionPruner({ store, logger, dataDir, retentionMs: 5000, intervalMs: 60_000, batchSize: 2, now });
+    const pruner = createRetentionPruner({
+      store,
+      logger,
+      dataDir,
+      retentionMs: 5000,
+      intervalMs: 60_000,
+      batchSize: 2,
+      now,
+    });
     expect(await pruner.runOnce()).to.equal(5);
     for (const id of old) {
       expect(store.jobs.get(id)).to.equal(null);
@@ -35,7 +50,9 @@ describe("retention-pruner", () => {
     expect(store.jobs.get(running)?.state).to.equal("queued");
     expect(store.jobs.get(recent)?.state).to.equal("canceled");
     expect(store.artifacts.forJob(recent)).to.have.length(1);
-    const orphans = store.db.prepare("SELECT COUNT(*) AS n FROM webhook_outbox WHERE job_id NOT IN (SELECT id FROM jobs)").get();
+    const orphans = store.db
+      .prepare("SELECT COUNT(*) AS n FROM webhook_outbox WHERE job_id NOT IN (SELECT id FROM jobs)")
+      .get();
     expect(orphans).to.deep.equal({ n: 0 });
     expect(await pruner.runOnce()).to.equal(0);
     store.close();

@@ -9,6 +9,7 @@ import {
   ValidationError,
 } from "@foreman/shared";
 import express, { Router } from "express";
+import type { JobBatcher } from "../jobs/job-batcher.js";
 import { answerFromRelay } from "../relay-response.js";
 
 export interface GenerationDeps {
@@ -16,6 +17,7 @@ export interface GenerationDeps {
   store: Store;
   logger: Logger;
   wake: () => void;
+  batcher: JobBatcher;
 }
 
 const ROUTES: Array<{ path: string; kind: JobKind; api: JobApi }> = [
@@ -36,15 +38,9 @@ export function generationRoutes(deps: GenerationDeps): Router {
   // Any content type: `curl -d` sends form-urlencoded, and Ollama reads the body as JSON regardless.
   const json = express.json({ limit: deps.config.bodyLimit, type: () => true });
   for (const route of ROUTES) {
-    router.post(route.path, json, (req, res, next) => {
-      let body: Record<string, unknown>;
-      try {
-        body = validateGenerationBody(req.body, route.kind, route.api);
-      } catch (err) {
-        next(err);
-        return;
-      }
-      const job = deps.store.transitions.createJob({
+    router.post(route.path, json, async (req, res) => {
+      const body = validateGenerationBody(req.body, route.kind, route.api);
+      const job = await deps.batcher.create({
         kind: route.kind,
         api: route.api,
         mode: "sync",
@@ -52,8 +48,7 @@ export function generationRoutes(deps: GenerationDeps): Router {
         request: body,
       });
       ensureRelay(deps.config.dataDir, job.id);
-      deps.wake();
-      answerFromRelay(deps, job, res).catch(next);
+      await answerFromRelay(deps, job, res);
     });
   }
   return router;

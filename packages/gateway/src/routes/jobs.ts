@@ -18,8 +18,9 @@ import {
 } from "@foreman/shared";
 import express, { type Response, Router } from "express";
 import { cancelJob } from "../jobs/cancel.js";
-import { parseJobRequest } from "../jobs/job-request.js";
+import type { JobBatcher } from "../jobs/job-batcher.js";
 import { queuePositions } from "../jobs/queue-position.js";
+import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
 
 export interface JobsDeps {
@@ -27,6 +28,7 @@ export interface JobsDeps {
   store: Store;
   logger: Logger;
   wake: () => void;
+  batcher: JobBatcher;
 }
 
 /** The async jobs API (SPEC §5.2). */
@@ -35,14 +37,8 @@ export function jobsRoutes(deps: JobsDeps): Router {
   const router = Router();
   const json = express.json({ limit: config.bodyLimit, type: () => true });
 
-  const view = (job: JobRecord, position?: number) =>
-    toJobView(job, {
-      artifacts: store.artifacts.forJob(job.id),
-      deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [],
-      ...(position !== undefined ? { position } : {}),
-    });
-  const viewOne = (job: JobRecord) =>
-    view(job, job.state === "queued" ? queuePositions(store, config.starvationMs).get(job.id) : undefined);
+  const view = (job: JobRecord, position?: number) => fullView(store, job, position);
+  const viewOne = (job: JobRecord) => jobViewWithPosition(store, config.starvationMs, job);
   const mustGet = (id: string): JobRecord => {
     const job = store.jobs.get(id);
     if (!job) throw new NotFoundError(`job ${id} not found`);
@@ -53,43 +49,12 @@ export function jobsRoutes(deps: JobsDeps): Router {
     res.status(status).json(viewOne(job));
   };
 
-  router.post("/jobs", json, (req, res) => {
-    const key = req.get("Idempotency-Key");
-    if (key !== undefined && (key.length === 0 || key.length > 255)) {
-      throw new ValidationError("Idempotency-Key must be 1 to 255 characters");
-    }
-    const parsed = parseJobRequest(req.body, config);
-    const replay = (existing: JobRecord) => {
-      if (existing.requestHash !== parsed.requestHash) {
-        throw new ConflictError(
-          `Idempotency-Key ${JSON.stringify(key)} was already used with a different request body`,
-        );
-      }
-      res.location(`/jobs/${existing.id}`);
-      sendJob(res, 200, existing);
-    };
-    if (key !== undefined) {
-      const existing = store.jobs.getByIdempotencyKey(key);
-      if (existing) return replay(existing);
-    }
-    let job: JobRecord;
-    try {
-      job = store.transitions.createJob({
-        ...parsed.job,
-        idempotencyKey: key ?? null,
-        requestHash: parsed.requestHash,
-      });
-    } catch (err) {
-      // Two retries of one request raced: the unique index let one in; answer the other with it.
-      if (key !== undefined && (err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") {
-        return replay(store.jobs.getByIdempotencyKey(key)!);
-      }
-      throw err;
-    }
-    ensureRelay(config.dataDir, job.id);
-    deps.wake();
+  router.post("/jobs", json, async (req, res) => {
+    const { status, job } = await submitJob(deps, req.body, req.get("Idempotency-Key"));
     res.location(`/jobs/${job.id}`);
-    sendJob(res, 202, job);
+    if (status === 200) return sendJob(res, 200, job);
+    res.setHeader("X-Foreman-Job-Id", job.id);
+    res.status(202).json(createdView(store, job));
   });
 
   router.get("/jobs", (req, res) => {
@@ -184,6 +149,28 @@ export function jobsRoutes(deps: JobsDeps): Router {
   });
 
   return router;
+}
+
+/** The job with its artifacts and webhook deliveries (and, when given, its queue position). */
+export function fullView(store: Store, job: JobRecord, position?: number) {
+  return toJobView(job, {
+    artifacts: store.artifacts.forJob(job.id),
+    deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [],
+    ...(position !== undefined ? { position } : {}),
+  });
+}
+
+/** The full view, with the queue position computed when the job is queued. */
+export function jobViewWithPosition(store: Store, starvationMs: number, job: JobRecord) {
+  return fullView(store, job, job.state === "queued" ? queuePositions(store, starvationMs).get(job.id) : undefined);
+}
+
+/**
+ * The 202's body. No relay file or queue position yet: the worker creates the relay when the job starts,
+ * and a position costs a read of the whole queue, paid on GET by whoever asks for it.
+ */
+export function createdView(store: Store, job: JobRecord) {
+  return toJobView(job, { deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [] });
 }
 
 function stringParam(value: unknown, name: string): string | undefined {

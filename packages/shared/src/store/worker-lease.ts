@@ -69,7 +69,7 @@ export function createWorkerLeaseStore(
        heartbeat_at = excluded.heartbeat_at, current_job_id = NULL, resident_model = NULL`,
   );
   const beat = db.prepare(
-    "UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ? WHERE id = 1 AND worker_id = ?",
+    "UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ?, resident_model = ? WHERE id = 1 AND worker_id = ?",
   );
   const release = db.prepare("DELETE FROM worker_lease WHERE id = 1 AND worker_id = ?");
 

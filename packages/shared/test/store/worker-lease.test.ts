@@ -80,3 +80,15 @@ describe("store/worker-lease", () => {
     expect(lease.tryAcquire(b).acquired).to.equal(true);
   });
 });
+
+describe("store/worker-lease: what the heartbeat reports", () => {
+  it("records the current job and the resident model with each beat", () => {
+    const db = openDatabase({ path: tempDbPath() });
+    migrate(db);
+    const lease = createWorkerLeaseStore(db, { staleMs: 1000 });
+    lease.tryAcquire({ workerId: "A", pid: 1, hostname: "h" });
+    expect(lease.heartbeat("A", "job-9", "qwen3:8b")).to.equal(true);
+    expect(lease.holder()).to.include({ currentJobId: "job-9", residentModel: "qwen3:8b" });
+    db.close();
+  });
+});
