@@ -1,0 +1,141 @@
+import type { Job } from "./types.js";
+
+/**
+ * Everything the client throws on its own account extends `ForemanClientError`, so callers can tell
+ * foreman's failures from their own bugs. Aborts through a caller's `AbortSignal` are the exception: they
+ * reject with the signal's `reason`, exactly as `fetch` does. No message ever contains the API token:
+ * messages name the method and URL, and the token only ever travels in a header.
+ */
+export class ForemanClientError extends Error {
+  override name = "ForemanClientError";
+}
+
+/**
+ * The server answered with a non-2xx status. Like ollama-js's `ResponseError`, the message is the
+ * server's `error` text unchanged (or the body's text when it is not Ollama-shaped JSON).
+ */
+export class ForemanHttpError extends ForemanClientError {
+  override name = "ForemanHttpError";
+  /** The HTTP status: 400 validation, 401 token, 404 unknown job, 409 conflict, 5xx server trouble. */
+  readonly status: number;
+  /** The server's `error` text, unchanged. */
+  readonly error: string;
+  readonly method: string;
+  readonly url: string;
+  /** The `X-Foreman-Job-Id` response header, when the answer belonged to a job. */
+  readonly jobId: string | null;
+
+  constructor(init: { status: number; error: string; method: string; url: string; jobId: string | null }) {
+    super(init.error);
+    this.status = init.status;
+    this.error = init.error;
+    this.method = init.method;
+    this.url = init.url;
+    this.jobId = init.jobId;
+  }
+}
+
+/** The request never got an answer: connection refused or reset, DNS failure, the body cut off. */
+export class ForemanNetworkError extends ForemanClientError {
+  override name = "ForemanNetworkError";
+  readonly method: string;
+  readonly url: string;
+  /** The system error code when there is one (`ECONNREFUSED`, `ECONNRESET`, `UND_ERR_SOCKET`, ...). */
+  readonly code: string | undefined;
+
+  constructor(init: { method: string; url: string; cause: unknown }) {
+    const detail = describeNetworkCause(init.cause);
+    super(`${init.method} ${init.url} failed: ${detail.message}`, { cause: init.cause });
+    this.method = init.method;
+    this.url = init.url;
+    this.code = detail.code;
+  }
+}
+
+/** One HTTP request took longer than the client's `timeoutMs` (plus the long-poll time it asked for). */
+export class ForemanTimeoutError extends ForemanClientError {
+  override name = "ForemanTimeoutError";
+  readonly method: string;
+  readonly url: string;
+  readonly timeoutMs: number;
+
+  constructor(init: { method: string; url: string; timeoutMs: number }) {
+    super(`${init.method} ${init.url} timed out after ${init.timeoutMs} ms`);
+    this.method = init.method;
+    this.url = init.url;
+    this.timeoutMs = init.timeoutMs;
+  }
+}
+
+/** A 2xx answer that is not what the API promises (a body that is not JSON, a broken NDJSON line). */
+export class ForemanProtocolError extends ForemanClientError {
+  override name = "ForemanProtocolError";
+}
+
+/** `run` (and `chat`, `generate`) ended on a job that `failed` or was `canceled`. */
+export class JobFailedError extends ForemanClientError {
+  override name = "JobFailedError";
+  readonly job: Job;
+  readonly state: "failed" | "canceled";
+
+  constructor(job: Job) {
+    const state = job.state === "canceled" ? "canceled" : "failed";
+    const what = state === "canceled" ? `job ${job.id} was canceled` : `job ${job.id} failed`;
+    super(job.error ? `${what}: ${job.error}` : what);
+    this.job = job;
+    this.state = state;
+  }
+}
+
+/** The job's stream ended with an Ollama error line, `{"error": "…"}`: the job failed mid-way. */
+export class JobStreamError extends ForemanClientError {
+  override name = "JobStreamError";
+  readonly jobId: string;
+  /** The `error` text of the line, unchanged. */
+  readonly error: string;
+
+  constructor(jobId: string, error: string) {
+    super(error);
+    this.jobId = jobId;
+    this.error = error;
+  }
+}
+
+/**
+ * `wait` or `run` gave up at its `timeoutMs`. The job itself goes on: cancel it with `cancel(jobId)`, or
+ * wait again; `run` again with the same `idempotencyKey` picks the same job up instead of a new one.
+ */
+export class JobTimeoutError extends ForemanClientError {
+  override name = "JobTimeoutError";
+  /** Null when the submit itself did not get through in time. */
+  readonly jobId: string | null;
+  /** The job as last seen, null when it was never seen. */
+  readonly job: Job | null;
+  readonly timeoutMs: number;
+  /** The key `run` submitted with. */
+  readonly idempotencyKey: string | undefined;
+
+  constructor(init: { jobId: string | null; job: Job | null; timeoutMs: number; idempotencyKey?: string }) {
+    const subject = init.jobId ? `job ${init.jobId}` : "the job submission";
+    const last = init.job ? ` (last state: ${init.job.state})` : "";
+    super(`${subject} did not end within ${init.timeoutMs} ms${last}`);
+    this.jobId = init.jobId;
+    this.job = init.job;
+    this.timeoutMs = init.timeoutMs;
+    this.idempotencyKey = init.idempotencyKey;
+  }
+}
+
+/** Node's fetch rejects with `TypeError("fetch failed")`; the useful part is in its `cause`. */
+function describeNetworkCause(cause: unknown): { message: string; code: string | undefined } {
+  let current: unknown = cause;
+  let message = cause instanceof Error ? cause.message : String(cause);
+  let code: string | undefined;
+  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    const withCode = current as Error & { code?: unknown };
+    if (code === undefined && typeof withCode.code === "string") code = withCode.code;
+    if (current.message && current.message !== "fetch failed") message = current.message;
+    current = current.cause;
+  }
+  return { message: message || "network error", code };
+}
