@@ -41,7 +41,8 @@ export async function benchEmbedProxy(durationMs: number) {
         for (const [name, url] of routes) {
           if (!url) continue;
           const load = { url: `${url}/api/embed`, body, concurrency, durationMs };
-          (rounds[name] ??= []).push(wrk ? runWrk({ wrk, ...load }) : await runLoad(load));
+          const result = wrk ? runWrk({ wrk, ...load }) : await runLoad(load);
+          rounds[name] = [...(rounds[name] ?? []), result];
         }
       }
       for (const [name] of routes) {

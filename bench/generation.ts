@@ -67,7 +67,8 @@ async function ttftBench(routes: Route[], iterations: number) {
   for (let i = 0; i < iterations; i++) {
     for (const [name, url] of routes) {
       if (!url) continue;
-      (samples[name] ??= []).push((await streamChat(url, body)).ttft);
+      const { ttft } = await streamChat(url, body);
+      samples[name] = [...(samples[name] ?? []), ttft];
     }
   }
   for (const [name] of routes) {

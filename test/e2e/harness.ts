@@ -60,7 +60,13 @@ export class Proc {
     const seen = this.lines.slice(from).find(test);
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const waiter = { test, resolve: (l: string) => (clearTimeout(timer), resolve(l)) };
+      const waiter = {
+        test,
+        resolve: (l: string) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
         reject(

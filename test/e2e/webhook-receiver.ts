@@ -73,7 +73,13 @@ export async function startReceiver(
           () => reject(new Error(`receiver: condition not met; got ${accepted.map((e) => e.type).join(",")}`)),
           timeoutMs,
         );
-        waiters.push({ test, resolve: () => (clearTimeout(timer), resolve()) });
+        waiters.push({
+          test,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
       });
     },
     close: () =>

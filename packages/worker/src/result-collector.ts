@@ -37,7 +37,10 @@ export class ResultCollector {
 
   addChunk(line: string): void {
     const chunk = JSON.parse(line) as Chunk;
-    if (this.api === "openai") return this.addOpenAIChunk(chunk);
+    if (this.api === "openai") {
+      this.addOpenAIChunk(chunk);
+      return;
+    }
     const part = (this.kind === "chat" ? chunk.message : chunk) as Chunk | undefined;
     const text = this.kind === "chat" ? part?.content : chunk.response;
     if (typeof text === "string") this.content += text;

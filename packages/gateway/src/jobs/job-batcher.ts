@@ -16,7 +16,7 @@ export function createJobBatcher(store: Store, onCommitted: () => void) {
     pending = [];
     try {
       const jobs = store.transitions.createJobs(batch.map((p) => p.input));
-      batch.forEach((p, i) => p.resolve(jobs[i]!));
+      for (const [i, p] of batch.entries()) p.resolve(jobs[i]!);
     } catch {
       // One bad apple (a raced Idempotency-Key) rolled the batch back: commit them one by one, so each
       // caller gets its own outcome.
