@@ -84,7 +84,7 @@ describe("e2e: foundation (gateway and worker processes)", () => {
     try {
       expect(db.pragma("integrity_check", { simple: true })).to.equal("ok");
       const versions = db.prepare("SELECT version FROM schema_migrations").all();
-      expect(versions).to.deep.equal([{ version: 1 }, { version: 2 }]);
+      expect(versions).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }]);
       expect(db.pragma("journal_mode", { simple: true })).to.equal("wal");
     } finally {
       db.close();

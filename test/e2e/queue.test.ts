@@ -267,3 +267,27 @@ describe("e2e: kill -9 of the worker mid-job", function () {
     store.close();
   });
 });
+
+describe("e2e: no active worker", function () {
+  this.timeout(30_000);
+  it("a sync job waits in the queue, the gateway says the heartbeat is stale, and a worker that starts runs it", async () => {
+    const sim = await startSimulator({ loadMs: 5, tokensPerSecond: 5000 });
+    try {
+      const f = await foreman({ ollamaUrl: sim.url });
+      const gateway = await f.startGateway();
+      const pending = fetch(`${f.url}/api/generate`, {
+        method: "POST",
+        body: JSON.stringify({ model: "llama3.2", prompt: "wait for a worker", stream: false }),
+      });
+      await gateway.waitForLog("no active worker");
+      expect((await fetch(`${f.url}/readyz`)).status).to.equal(503);
+      f.startWorker();
+      const res = await pending;
+      expect(res.status).to.equal(200);
+      expect(((await res.json()) as { done: boolean }).done).to.equal(true);
+    } finally {
+      await stopAll();
+      await sim.close();
+    }
+  });
+});

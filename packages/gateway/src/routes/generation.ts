@@ -48,6 +48,13 @@ export function generationRoutes(deps: GenerationDeps): Router {
         request: body,
       });
       ensureRelay(deps.config.dataDir, job.id);
+      // A stale heartbeat means no worker will pick this up soon: say so once per job, the caller waits.
+      if (!deps.store.workerLease.isFresh(deps.store.workerLease.holder())) {
+        deps.logger.warn("no active worker (heartbeat stale or missing); the job waits in the queue", {
+          job_id: job.id,
+          model: job.model,
+        });
+      }
       await answerFromRelay(deps, job, res);
     });
   }

@@ -25,7 +25,10 @@ export function createClaimStore(db: Db, transitions: TransitionsStore) {
     "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1",
   );
   const oldestForModel = db.prepare<[string], QueuedJobRef>(
-    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' AND model = ? ORDER BY id LIMIT 1",
+    // Without the hint SQLite picks jobs_by_model and walks every job the model ever had (measured: the
+    // claim slowed down with the number of finished jobs); the partial index holds only queued jobs.
+    `SELECT id, model, created_at AS createdAt FROM jobs INDEXED BY jobs_queued_by_model
+      WHERE state = 'queued' AND model = ? ORDER BY id LIMIT 1`,
   );
   const claim = db.transaction((request: ClaimRequest): JobRecord | null => {
     if (!holdsLease.get(request.workerId)) return null;

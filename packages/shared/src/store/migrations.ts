@@ -127,4 +127,12 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE worker_lease ADD COLUMN resident_model TEXT;
     `,
   },
+  {
+    version: 3,
+    name: "drop-redundant-queue-index",
+    sql: `
+      -- jobs_by_state (state, id) already serves "oldest queued job" and the queue listing.
+      DROP INDEX jobs_queued;
+    `,
+  },
 ];

@@ -59,3 +59,22 @@ describe("store/claim", () => {
     }
   });
 });
+
+describe("store/claim: query plans", () => {
+  it("reads the queue through indexes that hold no finished jobs' rows in the way", () => {
+    const store = openStore({ dbPath: tempDbPath() });
+    const plan = (sql: string) =>
+      (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>)
+        .map((r) => r.detail)
+        .join(" | ");
+    expect(plan("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1")).to.match(
+      /USING (COVERING )?INDEX jobs_by_state \(state=\?\)/,
+    );
+    expect(
+      plan(
+        "SELECT id FROM jobs INDEXED BY jobs_queued_by_model WHERE state = 'queued' AND model = 'm' ORDER BY id LIMIT 1",
+      ),
+    ).to.match(/INDEX jobs_queued_by_model \(model=\?\)/);
+    store.close();
+  });
+});
