@@ -196,9 +196,13 @@ describe("e2e: durable queue, drain-by-model and faults", function () {
     const ids = answers.map((a) => a.headers.get("x-foreman-job-id")!);
     const db = openDb(f.dataDir);
     for (const id of ids) expect(db.job(id)).to.include({ state: "done", attempts: 1 });
-    expect(db.history(ids[0]!).some((h) => h.from_state === "loading" && h.to_state === "queued")).to.equal(true);
+    // Whichever job the worker claimed first bounced back to the queue while the target was away.
+    const bounced = ids.filter((id) =>
+      db.history(id).some((h) => h.from_state === "loading" && h.to_state === "queued"),
+    );
+    expect(bounced.length).to.be.greaterThan(0);
     db.close();
-    expect(worker.logs().some((l) => l.message === "target down")).to.equal(true);
+    await worker.waitForLog("target down");
   });
 });
 
