@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { monotonicFactory } from "ulid";
-import { openStore } from "../packages/shared/src/index.js";
+import { openStore, retainNativeHandles } from "../packages/shared/src/index.js";
 import { findWrk, percentile, runLoad, runWrk, startGateway, startSim, table } from "./lib.js";
 
 /** POST /jobs throughput with no worker running: the jobs only pile up in the queue. */
@@ -43,7 +43,7 @@ export async function benchPostJobs(durationMs: number) {
 function fillFinishedJobs(dbPath: string, count: number): string[] {
   const store = openStore({ dbPath });
   store.close();
-  const db = new Database(dbPath);
+  const db = retainNativeHandles(new Database(dbPath));
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = OFF");
   const newId = monotonicFactory();

@@ -1,9 +1,12 @@
 import path from "node:path";
 import Database from "better-sqlite3";
+import { retainNativeHandles } from "../../packages/shared/src/store/database.js";
 
 /** Read-only peeks at a foreman database from a test, the way an operator would with sqlite3. */
 export function openDb(dataDir: string) {
-  const db = new Database(path.join(dataDir, "foreman.db"), { readonly: true, fileMustExist: true });
+  const db = retainNativeHandles(
+    new Database(path.join(dataDir, "foreman.db"), { readonly: true, fileMustExist: true }),
+  );
   return {
     job(id: string) {
       return db.prepare("SELECT * FROM jobs WHERE id = ?").get(id) as

@@ -1,6 +1,7 @@
 import path from "node:path";
 import Database from "better-sqlite3";
 import { expect } from "chai";
+import { retainNativeHandles } from "../../packages/shared/src/store/database.js";
 import { ENTRY, foreman, Proc, stopAll, tempDataDir } from "./harness.js";
 
 describe("e2e: foundation (gateway and worker processes)", () => {
@@ -80,7 +81,7 @@ describe("e2e: foundation (gateway and worker processes)", () => {
       }
       await Promise.all([gateway.kill("SIGKILL"), worker.kill("SIGKILL")]);
     }
-    const db = new Database(path.join(dataDir, "foreman.db"));
+    const db = retainNativeHandles(new Database(path.join(dataDir, "foreman.db")));
     try {
       expect(db.pragma("integrity_check", { simple: true })).to.equal("ok");
       const versions = db.prepare("SELECT version FROM schema_migrations").all();

@@ -4,6 +4,27 @@ import Database from "better-sqlite3";
 
 export type Db = Database.Database;
 
+/**
+ * better-sqlite3 12 wraps databases and statements in Node's raw `ObjectWrap`; on Node ≥ 24.19 a wrapper
+ * finalized by a garbage collection that runs outside a JavaScript context aborts the whole process
+ * (`RemoveEnvironmentCleanupHook … (env) != nullptr`, WiseLibs/better-sqlite3#1515; 13.x fixes it but needs
+ * Node 22, and we support 20). Keeping every wrapper reachable means none is ever finalized. foreman prepares
+ * its statements once at start, so this holds a few dozen objects for the life of the process (ADR 0013).
+ */
+const retainedHandles: unknown[] = [];
+
+export function retainNativeHandles<T extends Db>(db: T): T {
+  retainedHandles.push(db);
+  const prepare = db.prepare.bind(db);
+  // pragma() and transaction() prepare through this instance method too.
+  db.prepare = ((...args: Parameters<Db["prepare"]>) => {
+    const statement = prepare(...args);
+    retainedHandles.push(statement);
+    return statement;
+  }) as Db["prepare"];
+  return db;
+}
+
 export interface OpenDatabaseOptions {
   path: string;
   synchronous?: "normal" | "full";
@@ -19,10 +40,12 @@ export interface OpenDatabaseOptions {
  */
 export function openDatabase(options: OpenDatabaseOptions): Db {
   fs.mkdirSync(path.dirname(path.resolve(options.path)), { recursive: true });
-  const db = new Database(options.path, {
-    timeout: options.busyTimeoutMs ?? 5000,
-    readonly: options.readonly ?? false,
-  });
+  const db = retainNativeHandles(
+    new Database(options.path, {
+      timeout: options.busyTimeoutMs ?? 5000,
+      readonly: options.readonly ?? false,
+    }),
+  );
   if (!options.readonly) enableWal(db);
   db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
   db.pragma("foreign_keys = ON");
