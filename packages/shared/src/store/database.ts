@@ -16,12 +16,21 @@ const retainedHandles: unknown[] = [];
 export function retainNativeHandles<T extends Db>(db: T): T {
   retainedHandles.push(db);
   const prepare = db.prepare.bind(db);
-  // pragma() and transaction() prepare through this instance method too.
   db.prepare = ((...args: Parameters<Db["prepare"]>) => {
     const statement = prepare(...args);
     retainedHandles.push(statement);
     return statement;
   }) as Db["prepare"];
+  // The library's own pragma() prepares on the native handle, out of reach of the wrapper above; this one
+  // goes through it. (transaction() caches its BEGIN/COMMIT statements on the retained database.)
+  db.pragma = ((source: string, options?: { simple?: boolean }) => {
+    const statement = db.prepare(`PRAGMA ${source}`);
+    if (!statement.reader) {
+      statement.run();
+      return options?.simple ? undefined : [];
+    }
+    return options?.simple ? statement.pluck().get() : statement.all();
+  }) as Db["pragma"];
   return db;
 }
 
