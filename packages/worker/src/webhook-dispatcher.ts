@@ -1,29 +1,12 @@
-import type { Logger } from "@foreman/shared";
+import type { DueDelivery, Logger, OutboxStore } from "@foreman/shared";
 import { Webhook } from "standardwebhooks";
 
-/**
- * The row shapes and operations of the shared outbox store (`createOutboxStore`) that delivery needs,
- * declared structurally so this module depends on the behaviour, not on how the store is assembled.
- */
-export interface DueWebhookDelivery {
-  id: number;
-  event_id: string;
-  job_id: string;
-  type: string;
-  payload: string;
-  url: string;
-  attempts: number;
-  created_at: number;
-  webhook_secret: string | null;
-}
-
-export interface WebhookOutbox {
-  dueDeliveries(limit: number, now: number): DueWebhookDelivery[];
-  markDelivered(id: number, httpStatus: number, at: number): boolean;
-  scheduleRetry(id: number, attempt: { status: number | null; error: string; nextAttemptAt: number }): boolean;
-  markGivenUp(id: number, attempt: { status: number | null; error: string; at: number }): boolean;
-  nextDueAt(after?: number): number | null;
-}
+/** The outbox operations delivery needs; tests wrap them to inject database failures. */
+export type WebhookOutbox = Pick<
+  OutboxStore,
+  "dueDeliveries" | "markDelivered" | "scheduleRetry" | "markGivenUp" | "nextDueAt"
+>;
+export type DueWebhookDelivery = DueDelivery;
 
 export interface WebhookDispatcherOptions {
   store: { outbox: WebhookOutbox };
