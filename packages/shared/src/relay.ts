@@ -120,8 +120,7 @@ export interface FollowOptions {
  * a file-system watch (inotify on Linux) with a bounded fallback poll, and returns after the `#end` line.
  */
 export async function* followRelay(file: string, options: FollowOptions): AsyncGenerator<RelayLine[]> {
-  const fd = await openWhenExists(file, options);
-  if (fd === null) return;
+  if (!(await waitForFile(file, options))) return;
   let wake: (() => void) | null = null;
   let dirty = true;
   const watcher = fs.watch(file, () => {
@@ -131,7 +130,6 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
   watcher.on("error", () => undefined);
   const onAbort = () => wake?.();
   options.signal?.addEventListener("abort", onAbort);
-  const buffer = Buffer.allocUnsafe(64 * 1024);
   let offset = 0;
   let pending = "";
   // A read can end inside a multi-byte character; the decoder carries it over to the next read.
@@ -140,12 +138,10 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
     for (;;) {
       if (options.signal?.aborted) return;
       dirty = false;
-      // Read everything appended since the last read.
-      for (;;) {
-        const n = fs.readSync(fd, buffer, 0, buffer.length, offset);
-        if (n <= 0) break;
-        offset += n;
-        pending += decoder.write(buffer.subarray(0, n));
+      const appended = readAppended(file, offset);
+      if (appended.length > 0) {
+        offset += appended.length;
+        pending += decoder.write(appended);
         const last = pending.lastIndexOf("\n");
         if (last < 0) continue;
         // Everything read so far goes out as one batch, so a caller can write it with one syscall.
@@ -161,6 +157,7 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
           }
         }
         yield batch;
+        continue;
       }
       if (dirty) continue;
       const timedOut = await new Promise<boolean>((resolve) => {
@@ -179,8 +176,7 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
         // between the commit and the line), read once more, then end the follow from the database's word.
         const ended = options.isEnded();
         if (ended) {
-          const n = fs.readSync(fd, buffer, 0, buffer.length, offset);
-          if (n > 0) continue;
+          if (readAppended(file, offset).length > 0) continue;
           yield [{ kind: "end", end: ended }];
           return;
         }
@@ -189,20 +185,40 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
   } finally {
     watcher.close();
     options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+const READ_CHUNK = 256 * 1024;
+// One buffer for every read: reads are synchronous and each result is decoded before the next read.
+const readBuffer = Buffer.allocUnsafe(READ_CHUNK);
+
+/**
+ * What was appended past `offset`, up to a bound (a view of a shared buffer: use it before the next read). The file is opened per read rather than held: a gateway
+ * may follow thousands of queued jobs' relays at once, and an inotify watch costs no file descriptor.
+ */
+function readAppended(file: string, offset: number): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, "r");
+  } catch (err) {
+    // Pruned while followed: nothing more will come; the database's word ends the follow.
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
+    throw err;
+  }
+  try {
+    const n = fs.readSync(fd, readBuffer, 0, READ_CHUNK, offset);
+    return readBuffer.subarray(0, n);
+  } finally {
     fs.closeSync(fd);
   }
 }
 
-async function openWhenExists(file: string, options: FollowOptions): Promise<number | null> {
+/** Resolves true once the relay file exists (creating it for a job that ended without one), false on abort. */
+async function waitForFile(file: string, options: FollowOptions): Promise<boolean> {
   for (;;) {
-    try {
-      return fs.openSync(file, "r");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    }
-    if (options.signal?.aborted) return null;
-    const ended = options.isEnded?.();
-    if (ended) {
+    if (fs.existsSync(file)) return true;
+    if (options.signal?.aborted) return false;
+    if (options.isEnded?.()) {
       ensureRelay(path.dirname(path.dirname(file)), path.basename(file, ".ndjson"));
       continue;
     }
