@@ -35,6 +35,8 @@ describe("relay", () => {
     fs.appendFileSync(file, bytes.subarray(0, 15)); // ends inside 日: the first read gets half of it
     const follower = followRelay(file, { pollMs: 10_000 });
     const first = follower.next();
+    // The follower's first read runs in microtasks; once they have drained it holds half a character.
+    await new Promise((resolve) => setImmediate(resolve));
     fs.appendFileSync(file, bytes.subarray(15));
     expect((await first).value).to.deep.equal([{ kind: "data", line: '{"response":"日本"}' }]);
     await follower.return(undefined);
