@@ -36,8 +36,8 @@ export async function answerFromRelay(
   res.setHeader("X-Foreman-Job-Id", job.id);
   const controller = new AbortController();
   let settled = false;
-  res.on("close", () => {
-    if (settled) return;
+  const callerLeft = () => {
+    if (settled || controller.signal.aborted) return;
     controller.abort();
     try {
       cancelJob({ store, dataDir: deps.config.dataDir, wake: deps.wake, logger: deps.logger }, job.id);
@@ -47,7 +47,11 @@ export async function answerFromRelay(
         error: (err as Error).message,
       });
     }
-  });
+  };
+  res.on("close", callerLeft);
+
+  // The caller may have gone while the job was being committed, before the listener above existed.
+  if (res.destroyed || res.closed) callerLeft();
 
   const endedInDatabase = (): RelayEnd | null => {
     const current = store.jobs.get(job.id);

@@ -41,6 +41,7 @@ export interface ForemanConfig {
   readonly retentionMs: number;
   readonly retentionSweepMs: number;
   readonly maxWaitSeconds: number;
+  readonly targetIdleTimeoutMs: number;
 }
 
 export type LogLevel = "error" | "warn" | "info" | "http" | "verbose" | "debug" | "silly";
@@ -265,6 +266,12 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: Joi.number().integer().min(1).max(3600).default(60),
     example: "60",
     doc: "the longest long poll GET /jobs/<id>?wait= may hold a request (seconds)",
+  },
+  FOREMAN_TARGET_IDLE_TIMEOUT_MS: {
+    field: "targetIdleTimeoutMs",
+    schema: durationMs(1000).default(300_000),
+    example: "300000",
+    doc: "a generation request that receives nothing from the target for this long is abandoned (ms)",
   },
 };
 

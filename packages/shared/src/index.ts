@@ -5,6 +5,7 @@ export * from "./errors.js";
 export * from "./job-states.js";
 export * from "./job-view.js";
 export * from "./logger.js";
+export * from "./model-name.js";
 export type * from "./ollama-types.js";
 export * from "./process.js";
 export * from "./relay.js";

@@ -4,9 +4,11 @@ import {
   type ForemanConfig,
   type JobRecord,
   type Logger,
+  normalizeModelName,
   RelayWriter,
   relayTranscript,
   type Store,
+  sameModel,
   writeArtifact,
 } from "@foreman/shared";
 import { ResultCollector } from "./result-collector.js";
@@ -47,15 +49,29 @@ export function createJobRunner(deps: JobRunnerDeps) {
     controller: AbortController;
     reason: StopReason | null;
     done: Promise<RunOutcome>;
+    /** Releases the target response and the relay if the run ends in an unexpected error. */
+    cleanup?: () => void;
   } | null = null;
 
+  /** After a start or an interruption the worker does not know what the target holds: ask /api/ps. */
+  async function discoverResident(): Promise<string | null> {
+    try {
+      const ps = await client.ps();
+      const workerModel = ps.models.find((m) => !sameModel(m.name, deps.config.embedModel));
+      return workerModel ? normalizeModelName(workerModel.name) : null;
+    } catch {
+      return null;
+    }
+  }
+
   async function switchModel(model: string): Promise<void> {
+    if (resident === null) resident = await discoverResident();
     if (resident === model) return;
     const previous = resident;
     // Don't give up the loaded model for one the target does not have: the job will fail with the
     // target's own 404, and the next job for the resident model should not pay a reload.
     if (previous !== null && !(await client.hasModel(model))) return;
-    if (previous !== null && previous !== deps.config.embedModel) {
+    if (previous !== null && !sameModel(previous, deps.config.embedModel)) {
       try {
         await client.unload(previous);
         logger.info("model unloaded", { model: previous, next_model: model });
@@ -83,7 +99,11 @@ export function createJobRunner(deps: JobRunnerDeps) {
     } catch (err) {
       if (controller.signal.aborted) return stopped(job, null, current?.reason ?? "cancel", false);
       const reason = `target unreachable: ${(err as Error).message}`;
-      store.transitions.transition(job.id, "queued", { refundAttempt: true, reason });
+      const moved = store.transitions.requeue(job.id, { refundAttempt: true, reason });
+      if (moved.state === "canceled") {
+        appendRelayEnd(deps.config.dataDir, job.id, { state: "canceled", status: 499, error: "job canceled" });
+        return "canceled";
+      }
       return "unreachable";
     }
 
@@ -109,6 +129,12 @@ export function createJobRunner(deps: JobRunnerDeps) {
 
     resident = job.model;
     const relay = RelayWriter.open(deps.config.dataDir, job.id);
+    if (current) {
+      current.cleanup = () => {
+        res.destroy();
+        relay.close();
+      };
+    }
     store.transitions.transition(job.id, "working");
     relay.start({ attempt: job.attempts, status, content_type: contentType });
     const collector = new ResultCollector(job.kind, job.api);
@@ -147,6 +173,33 @@ export function createJobRunner(deps: JobRunnerDeps) {
     return Buffer.byteLength(resultJson) <= deps.config.inlineResultMaxBytes;
   }
 
+  /**
+   * An error no path above expected (the database refused a write, the disk is full): release the target's
+   * response and the relay, and end the job so no caller waits on it forever; then let the loop go on.
+   */
+  function failUnexpectedly(job: JobRecord, err: unknown, cleanup: (() => void) | undefined): RunOutcome {
+    const message = (err as Error)?.message ?? String(err);
+    logger.error("job run failed unexpectedly", { job_id: job.id, error: (err as Error)?.stack ?? message });
+    try {
+      cleanup?.();
+    } catch {
+      // Already released.
+    }
+    resident = null;
+    try {
+      const now = store.jobs.get(job.id);
+      if (now && (now.state === "loading" || now.state === "working")) {
+        const error = `worker error: ${message}`;
+        store.transitions.transition(job.id, "failed", { error, errorStatus: 500, reason: error });
+        appendRelayEnd(deps.config.dataDir, job.id, { state: "failed", status: 500, error });
+      }
+    } catch (inner) {
+      // Still non-terminal: the next worker start recovers it.
+      logger.error("could not fail the job after an unexpected error", { job_id: job.id, error: String(inner) });
+    }
+    return "failed";
+  }
+
   /** The job was stopped by us: a cancel, or a shutdown that hands it back. */
   function stopped(job: JobRecord, relay: RelayWriter | null, reason: StopReason, started: boolean): RunOutcome {
     const end = (e: Parameters<RelayWriter["end"]>[0]) =>
@@ -160,8 +213,9 @@ export function createJobRunner(deps: JobRunnerDeps) {
     // attempt refunded; a sync caller that already has chunks cannot be resumed by another worker.
     if (!started || job.mode === "async") {
       relay?.close();
-      store.transitions.transition(job.id, "queued", { refundAttempt: true, reason: "worker shutting down" });
-      return "requeued";
+      const moved = store.transitions.requeue(job.id, { refundAttempt: true, reason: "worker shutting down" });
+      if (moved.state === "canceled") end({ state: "canceled", status: 499, error: "job canceled" });
+      return moved.state === "canceled" ? "canceled" : "requeued";
     }
     const error = "worker shut down mid-generation";
     store.transitions.transition(job.id, "failed", { error, errorStatus: 503, reason: error });
@@ -172,8 +226,12 @@ export function createJobRunner(deps: JobRunnerDeps) {
   function interrupted(job: JobRecord, relay: RelayWriter, error: string): RunOutcome {
     resident = null;
     if (job.mode === "async" && job.attempts < job.maxAttempts) {
+      const moved = store.transitions.requeue(job.id, { reason: error });
+      if (moved.state === "canceled") {
+        relay.end({ state: "canceled", status: 499, error: "job canceled" });
+        return "canceled";
+      }
       relay.close();
-      store.transitions.transition(job.id, "queued", { reason: error });
       return "requeued";
     }
     store.transitions.transition(job.id, "failed", { error, errorStatus: 502, reason: error });
@@ -186,11 +244,13 @@ export function createJobRunner(deps: JobRunnerDeps) {
     currentJobId: () => current?.job.id ?? null,
     run(job: JobRecord): Promise<RunOutcome> {
       const controller = new AbortController();
-      const entry = { job, controller, reason: null as StopReason | null, done: Promise.resolve<RunOutcome>("done") };
-      entry.done = execute(job, controller).finally(() => {
-        if (current === entry) current = null;
-      });
+      const entry: NonNullable<typeof current> = { job, controller, reason: null, done: Promise.resolve("done") };
       current = entry;
+      entry.done = execute(job, controller)
+        .catch((err: unknown) => failUnexpectedly(job, err, entry.cleanup))
+        .finally(() => {
+          if (current === entry) current = null;
+        });
       return entry.done;
     },
     /** Aborts the current job if a caller asked to cancel it; cheap enough to call on every wake-up. */
@@ -232,30 +292,37 @@ function pump(
     let pending = "";
     res.setEncoding("utf8");
     const line = (text: string) => {
+      // Parsed before it is relayed: a line that is not JSON must fail the job, not reach the caller.
       if (mode === "ndjson") {
         if (text.length === 0) return;
-        relay.data(text);
         collector.addChunk(text);
+        relay.data(text);
         return;
       }
       // SSE: only `data:` fields carry payloads; the terminal `[DONE]` is re-created by the gateway.
       if (!text.startsWith("data:")) return;
       const payload = text.slice(text[5] === " " ? 6 : 5);
       if (payload === "[DONE]") return collector.markDone();
-      relay.data(payload);
       collector.addChunk(payload);
+      relay.data(payload);
     };
     res.on("data", (chunk: string) => {
       pending += chunk;
       if (mode === "whole") return;
-      let nl = pending.indexOf("\n");
-      let start = 0;
-      while (nl >= 0) {
-        line(pending.slice(start, nl).replace(/\r$/, ""));
-        start = nl + 1;
-        nl = pending.indexOf("\n", start);
+      try {
+        let nl = pending.indexOf("\n");
+        let start = 0;
+        while (nl >= 0) {
+          line(pending.slice(start, nl).replace(/\r$/, ""));
+          start = nl + 1;
+          nl = pending.indexOf("\n", start);
+        }
+        pending = pending.slice(start);
+      } catch (err) {
+        // A chunk that is not JSON, or a relay write that failed (disk full): thrown here it would escape
+        // the HTTP parser and end the process; as a rejection it takes the job's interruption path.
+        res.destroy(err as Error);
       }
-      pending = pending.slice(start);
     });
     res.on("end", () => {
       try {

@@ -55,7 +55,16 @@ export function createLeadership(options: LeadershipOptions) {
             ? { took_over_from: { pid: result.previous.pid, hostname: result.previous.hostname } }
             : {}),
         });
-        options.onActive?.();
+        try {
+          options.onActive?.();
+        } catch (err) {
+          // Holding the lease without running jobs would lock standbys out while nothing runs: let go, retry.
+          active = false;
+          store.workerLease.release(me.workerId);
+          logger.error("could not start as the active worker; released the lease, retrying", {
+            error: (err as Error).stack ?? String(err),
+          });
+        }
       } else if (!standbyLogged) {
         standbyLogged = true;
         const h = result.holder;

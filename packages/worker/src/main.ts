@@ -40,6 +40,7 @@ const client = createTargetClient({
   baseUrl: config.ollamaUrl,
   token: config.ollamaToken,
   timeoutMs: Math.max(config.connectTimeoutMs, 1000),
+  idleTimeoutMs: config.targetIdleTimeoutMs,
 });
 const runner = createJobRunner({
   store,

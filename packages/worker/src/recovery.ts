@@ -1,4 +1,13 @@
-import { appendRelayEnd, type Logger, type Store } from "@foreman/shared";
+import { appendRelayEnd, type Logger, type RelayEnd, type Store } from "@foreman/shared";
+
+/** Best effort: a relay that cannot be written (disk full) is ended by its readers from the database. */
+function endRelay(dataDir: string, jobId: string, end: RelayEnd, logger: Logger): void {
+  try {
+    appendRelayEnd(dataDir, jobId, end);
+  } catch (err) {
+    logger.warn("could not end a recovered job's relay", { job_id: jobId, error: (err as Error).message });
+  }
+}
 
 /**
  * Jobs left in `loading` or `working` when a worker becomes active were interrupted (the previous worker was
@@ -18,7 +27,9 @@ export function recoverInterruptedJobs({
   const jobs = store.transitions.activeJobs();
   for (const job of jobs) {
     if (job.mode === "async" && job.attempts < job.maxAttempts) {
-      store.transitions.transition(job.id, "queued", { reason: "worker interrupted; requeued" });
+      const moved = store.transitions.requeue(job.id, { reason: "worker interrupted; requeued" });
+      if (moved.state === "canceled")
+        endRelay(dataDir, job.id, { state: "canceled", status: 499, error: "job canceled" }, logger);
       continue;
     }
     const error =
@@ -26,7 +37,7 @@ export function recoverInterruptedJobs({
         ? "worker interrupted while the job was running"
         : `worker interrupted; attempt limit (${job.maxAttempts}) reached`;
     store.transitions.transition(job.id, "failed", { error, errorStatus: 500, reason: error });
-    appendRelayEnd(dataDir, job.id, { state: "failed", status: 500, error });
+    endRelay(dataDir, job.id, { state: "failed", status: 500, error }, logger);
   }
   if (jobs.length > 0) logger.warn("recovered interrupted jobs", { count: jobs.length });
   return jobs.length;

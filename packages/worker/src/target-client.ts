@@ -8,6 +8,8 @@ export interface TargetClientOptions {
   token: string | undefined;
   /** Per-request bound for the poller's small requests (ms). */
   timeoutMs: number;
+  /** A generation whose connection carries nothing for this long is abandoned (ms). */
+  idleTimeoutMs?: number;
 }
 
 /** A failed HTTP exchange with the target, keeping Ollama's status and error text unchanged. */
@@ -87,6 +89,10 @@ export function createTargetClient(options: TargetClientOptions) {
         headers: { ...headers, "content-length": Buffer.byteLength(body) },
         signal,
       });
+      // A hung target, or a connection half-open after its host went away, would hold the only worker
+      // forever: no byte for this long ends the request, before or after the answer began.
+      const idleMs = options.idleTimeoutMs ?? 300_000;
+      req.setTimeout(idleMs, () => req.destroy(new Error(`no data from the target for ${idleMs} ms`)));
       let connectTimer: NodeJS.Timeout | undefined;
       req.on("socket", (socket) => {
         if (!socket.connecting) return;
@@ -105,11 +111,9 @@ export function createTargetClient(options: TargetClientOptions) {
       });
       req.on("error", (err: NodeJS.ErrnoException) => {
         clearTimeout(connectTimer);
-        reject(
-          signal.aborted
-            ? err
-            : new ConnectError(err.code ? `${err.code}: ${err.message}` : err.message, req.reusedSocket),
-        );
+        // Only a reset on a pooled socket means "closed while idle, never arrived"; a timeout does not.
+        const stale = req.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE");
+        reject(signal.aborted ? err : new ConnectError(err.code ? `${err.code}: ${err.message}` : err.message, stale));
       });
       req.end(body);
     });

@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { pipeline } from "node:stream";
 import {
   ConflictError,
   ensureRelay,
@@ -10,6 +11,7 @@ import {
   type JobRecord,
   type Logger,
   NotFoundError,
+  normalizeModelName,
   relayPath,
   resolveArtifactFile,
   type Store,
@@ -62,7 +64,8 @@ export function jobsRoutes(deps: JobsDeps): Router {
     if (state !== undefined && !isJobState(state)) {
       throw new ValidationError("state must be one of queued, loading, working, done, failed, canceled");
     }
-    const model = stringParam(req.query.model, "model");
+    const modelParam = stringParam(req.query.model, "model");
+    const model = modelParam === undefined ? undefined : normalizeModelName(modelParam);
     const limitText = stringParam(req.query.limit, "limit");
     const limit = limitText === undefined ? 20 : Number(limitText);
     if (!Number.isInteger(limit) || limit < 1 || limit > 100)
@@ -114,7 +117,11 @@ export function jobsRoutes(deps: JobsDeps): Router {
     if (!record || !file || !fs.existsSync(file)) throw new NotFoundError(`job ${job.id} has no artifact ${name}`);
     res.setHeader("content-type", record.contentType);
     res.setHeader("content-length", String(record.size));
-    fs.createReadStream(file).pipe(res);
+    // pipeline, not pipe: a file pruned meanwhile or a caller gone mid-download must close the file, not
+    // crash the gateway or leak the descriptor.
+    pipeline(fs.createReadStream(file), res, (err) => {
+      if (err && !res.headersSent) res.status(404).json({ error: `job ${job.id} has no artifact ${name}` });
+    });
   });
 
   router.get("/jobs/:id/stream", async (req, res) => {

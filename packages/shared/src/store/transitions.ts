@@ -1,6 +1,7 @@
 import { monotonicFactory } from "ulid";
 import { assertTransition, eventForState, isTerminal, type JobState } from "../job-states.js";
 import { toJobView } from "../job-view.js";
+import { normalizeModelName } from "../model-name.js";
 import { createArtifactsStore } from "./artifacts.js";
 import type { Db } from "./database.js";
 import {
@@ -126,7 +127,8 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
       kind: input.kind,
       api: input.api,
       mode: input.mode,
-      model: input.model,
+      // Normalized so "llama3.2" and "llama3.2:latest" queue and drain as the one model they are.
+      model: normalizeModelName(input.model),
       state: "queued",
       request: JSON.stringify(input.request),
       metadata: input.metadata ? JSON.stringify(input.metadata) : null,
@@ -194,6 +196,12 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
     },
   );
 
+  const requeueTx = db.transaction((id: string, patch: TransitionPatch) => {
+    const row = selectJob.get(id);
+    if (row?.cancel_requested_at != null) return move(id, "canceled", { reason: "canceled while running" });
+    return move(id, "queued", patch);
+  });
+
   const cancel = db.transaction((id: string): CancelOutcome => {
     const row = selectJob.get(id);
     if (!row) return { outcome: "missing" };
@@ -228,6 +236,15 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
     transition(id: string, to: JobState, patch: TransitionPatch = {}): JobRecord {
       const { job, from } = move.immediate(id, to, patch);
       options.onTransition?.(job, from, patch.reason);
+      return job;
+    },
+    /**
+     * Puts a job back in the queue, unless its cancel was requested while it ran: then it is canceled, so a
+     * cancel answered "requested" is never lost to a requeue (target unreachable, shutdown, recovery).
+     */
+    requeue(id: string, patch: TransitionPatch = {}): JobRecord {
+      const { job, from } = requeueTx.immediate(id, patch);
+      options.onTransition?.(job, from, job.state === "canceled" ? "canceled while running" : patch.reason);
       return job;
     },
     /**

@@ -89,3 +89,35 @@ describe("store/transitions", () => {
     expect(store.db.prepare("SELECT COUNT(*) AS n FROM webhook_outbox").get()).to.deep.equal({ n: 0 });
   });
 });
+
+describe("store/transitions: requeue", () => {
+  it("requeues a running job, but cancels it when its cancel was requested meanwhile", () => {
+    const store = openStore({ dbPath: tempDbPath() });
+    const make = () => {
+      const job = store.transitions.createJob(chat);
+      store.transitions.transition(job.id, "loading", { incrementAttempts: true });
+      return job.id;
+    };
+    const plain = make();
+    expect(store.transitions.requeue(plain, { refundAttempt: true }).state).to.equal("queued");
+    expect(store.jobs.get(plain)?.attempts).to.equal(0);
+    const flagged = make();
+    expect(store.transitions.requestCancel(flagged).outcome).to.equal("requested");
+    expect(store.transitions.requeue(flagged, { refundAttempt: true }).state).to.equal("canceled");
+    store.close();
+  });
+
+  it("stores the model under its normalized name, so tagless and :latest jobs drain together", () => {
+    const store = openStore({ dbPath: tempDbPath() });
+    const a = store.transitions.createJob({ ...chat, model: "llama3.2" });
+    const b = store.transitions.createJob({ ...chat, model: "llama3.2:latest" });
+    const c = store.transitions.createJob({ ...chat, model: "registry.example/team/model:v1" });
+    expect([a.model, b.model, c.model]).to.deep.equal([
+      "llama3.2:latest",
+      "llama3.2:latest",
+      "registry.example/team/model:v1",
+    ]);
+    expect(a.request.model).to.equal("llama3.2");
+    store.close();
+  });
+});
