@@ -2,7 +2,6 @@ import { type CompletionFormat, nativeGenerateFormat } from "../completion-forma
 import { runCompletion } from "../completion-stream.js";
 import { planGeneration } from "../generation.js";
 import {
-  parseThink,
   promptTokenCount,
   RequestFieldError,
   readGenerationOptions,
@@ -11,8 +10,8 @@ import {
 import { goQuote } from "../go-json.js";
 import { formatGoTime } from "../go-time.js";
 import { checkFieldTypes, readJsonBody, sendBody } from "../http-io.js";
-import { DurationError, parseKeepAlive } from "../keep-alive.js";
 import { lookupName } from "../model-catalog.js";
+import { readCommonGenerationFields } from "../request-common.js";
 import { type Lease, SchedulingCancelled } from "../residency.js";
 import type { RequestScope, RouteContext } from "../route-context.js";
 
@@ -60,22 +59,10 @@ export async function serveGenerate(
 
   const typeError = checkFieldTypes(body, "GenerateRequest", GENERATE_FIELDS);
   if (typeError) return fail(400, typeError);
-  const model = (body.model as string | undefined) ?? "";
-  call.entry.model = model;
-  if (body.keep_alive !== undefined) call.entry.keepAlive = body.keep_alive;
-  call.entry.stream = body.stream !== false;
-
-  let keepAliveMs: number | undefined;
-  let think: boolean | undefined;
-  try {
-    keepAliveMs = parseKeepAlive(body.keep_alive);
-    think = parseThink(body.think);
-  } catch (error) {
-    if (error instanceof DurationError || error instanceof RequestFieldError) return fail(400, error.message);
-    throw error;
-  }
-  const topLogprobs = (body.top_logprobs as number | undefined) ?? 0;
-  if (topLogprobs < 0 || topLogprobs > 20) return fail(400, "top_logprobs must be between 0 and 20");
+  const common = readCommonGenerationFields(body, call, fail);
+  if (!common) return;
+  const { model, keepAliveMs } = common;
+  let think = common.think;
 
   // An unparseable name is a 404 here, not a 400 (writeModelRefParseError's fallback).
   const lookup = lookupName(model);
