@@ -1,12 +1,7 @@
 import { type CompletionFormat, nativeGenerateFormat } from "../completion-formats.js";
 import { runCompletion } from "../completion-stream.js";
 import { planGeneration } from "../generation.js";
-import {
-  promptTokenCount,
-  RequestFieldError,
-  readGenerationOptions,
-  wantsJson,
-} from "../generation-options.js";
+import { promptTokenCount, RequestFieldError, readGenerationOptions, wantsJson } from "../generation-options.js";
 import { goQuote } from "../go-json.js";
 import { formatGoTime } from "../go-time.js";
 import { checkFieldTypes, readJsonBody, sendBody } from "../http-io.js";
