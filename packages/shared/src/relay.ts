@@ -113,6 +113,8 @@ export interface FollowOptions {
   signal?: AbortSignal;
   /** Consulted on each fallback poll: a job that ended without an `#end` line (a crash) ends the follow. */
   isEnded?: () => RelayEnd | null;
+  /** Start at the last `#start` already written (a requeued job's earlier attempts are skipped). */
+  fromLastAttempt?: boolean;
 }
 
 /**
@@ -130,7 +132,7 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
   watcher.on("error", () => undefined);
   const onAbort = () => wake?.();
   options.signal?.addEventListener("abort", onAbort);
-  let offset = 0;
+  let offset = options.fromLastAttempt ? lastAttemptOffset(file) : 0;
   let pending = "";
   // A read can end inside a multi-byte character; the decoder carries it over to the next read.
   const decoder = new StringDecoder("utf8");
@@ -186,6 +188,18 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
     watcher.close();
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/** Byte offset of the last `#start` line in a relay (0 when there is none). */
+function lastAttemptOffset(file: string): number {
+  let text: Buffer;
+  try {
+    text = fs.readFileSync(file);
+  } catch {
+    return 0;
+  }
+  const at = text.lastIndexOf("\n#start ");
+  return at < 0 ? 0 : at + 1;
 }
 
 const READ_CHUNK = 256 * 1024;

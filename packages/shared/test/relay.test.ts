@@ -64,3 +64,21 @@ describe("relay", () => {
     expect(await following).to.deep.equal([]);
   });
 });
+
+describe("relay: a requeued job's replay", () => {
+  it("starts at the last attempt when asked", async () => {
+    const dir = tempDir();
+    const first = RelayWriter.open(dir, "job5");
+    first.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+    first.data('{"n":"attempt 1, cut short"}');
+    first.close();
+    const second = RelayWriter.open(dir, "job5");
+    second.start({ attempt: 2, status: 200, content_type: "application/x-ndjson" });
+    second.data('{"n":"attempt 2"}');
+    second.end({ state: "done" });
+    const lines = await collect(followRelay(relayPath(dir, "job5"), { pollMs: 10_000, fromLastAttempt: true }));
+    expect(lines.filter((l) => l.kind === "data")).to.deep.equal([{ kind: "data", line: '{"n":"attempt 2"}' }]);
+    const everything = await collect(followRelay(relayPath(dir, "job5"), { pollMs: 10_000 }));
+    expect(everything.filter((l) => l.kind === "data")).to.have.length(2);
+  });
+});

@@ -133,6 +133,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
     for await (const batch of followRelay(relayPath(config.dataDir, job.id), {
       pollMs: config.relayPollMs,
       signal: controller.signal,
+      fromLastAttempt: true,
       isEnded: () => {
         const current = store.jobs.get(job.id);
         return current && isTerminal(current.state)
