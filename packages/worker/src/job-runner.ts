@@ -3,6 +3,7 @@ import {
   appendRelayEnd,
   type ForemanConfig,
   type JobRecord,
+  LeaseLostError,
   type Logger,
   normalizeModelName,
   RelayWriter,
@@ -30,6 +31,8 @@ export interface JobRunnerDeps {
   client: TargetClient;
   logger: Logger;
   config: Pick<ForemanConfig, "dataDir" | "embedModel" | "inlineResultMaxBytes">;
+  /** This worker's lease id: every transition it records is checked against the lease (ADR 0004). */
+  workerId: string;
   /** Counts model loads and swaps for the status route and metrics. */
   onModelSwitch?: (from: string | null, to: string) => void;
 }
@@ -42,7 +45,7 @@ export interface JobRunnerDeps {
  * body) and "the answer broke off" (requeue an async job, fail a sync one with a final error line).
  */
 export function createJobRunner(deps: JobRunnerDeps) {
-  const { store, client, logger } = deps;
+  const { store, client, logger, workerId } = deps;
   let resident: string | null = null;
   let current: {
     job: JobRecord;
@@ -99,7 +102,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
     } catch (err) {
       if (controller.signal.aborted) return stopped(job, null, current?.reason ?? "cancel", false);
       const reason = `target unreachable: ${(err as Error).message}`;
-      const moved = store.transitions.requeue(job.id, { refundAttempt: true, reason });
+      const moved = store.transitions.requeue(job.id, { refundAttempt: true, reason, workerId });
       if (moved.state === "canceled") {
         appendRelayEnd(deps.config.dataDir, job.id, { state: "canceled", status: 499, error: "job canceled" });
         return "canceled";
@@ -113,6 +116,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
       const text = await readBody(res).catch(() => "");
       const error = errorText(text, status);
       store.transitions.transition(job.id, "failed", {
+        workerId,
         error,
         errorStatus: status,
         reason: "target refused the request",
@@ -135,7 +139,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
         relay.close();
       };
     }
-    store.transitions.transition(job.id, "working");
+    store.transitions.transition(job.id, "working", { workerId });
     relay.start({ attempt: job.attempts, status, content_type: contentType });
     const collector = new ResultCollector(job.kind, job.api);
     try {
@@ -147,7 +151,11 @@ export function createJobRunner(deps: JobRunnerDeps) {
     if (!collector.done) return interrupted(job, relay, "target ended the stream before its final chunk");
     const result = collector.result();
     const inline = storeArtifacts(job, result);
-    store.transitions.transition(job.id, "done", { result: inline ? result : null, metrics: collector.metrics() });
+    store.transitions.transition(job.id, "done", {
+      workerId,
+      result: inline ? result : null,
+      metrics: collector.metrics(),
+    });
     relay.end({ state: "done" });
     return "done";
   }
@@ -178,6 +186,17 @@ export function createJobRunner(deps: JobRunnerDeps) {
    * response and the relay, and end the job so no caller waits on it forever; then let the loop go on.
    */
   function failUnexpectedly(job: JobRecord, err: unknown, cleanup: (() => void) | undefined): RunOutcome {
+    if (err instanceof LeaseLostError) {
+      // Another worker owns the job now: stop touching it, and let it be.
+      logger.warn("lost the worker lease mid-job; leaving the job to the active worker", { job_id: job.id });
+      try {
+        cleanup?.();
+      } catch {
+        // Already released.
+      }
+      resident = null;
+      return "requeued";
+    }
     const message = (err as Error)?.message ?? String(err);
     logger.error("job run failed unexpectedly", { job_id: job.id, error: (err as Error)?.stack ?? message });
     try {
@@ -190,7 +209,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
       const now = store.jobs.get(job.id);
       if (now && (now.state === "loading" || now.state === "working")) {
         const error = `worker error: ${message}`;
-        store.transitions.transition(job.id, "failed", { error, errorStatus: 500, reason: error });
+        store.transitions.transition(job.id, "failed", { workerId, error, errorStatus: 500, reason: error });
         appendRelayEnd(deps.config.dataDir, job.id, { state: "failed", status: 500, error });
       }
     } catch (inner) {
@@ -205,7 +224,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
     const end = (e: Parameters<RelayWriter["end"]>[0]) =>
       relay ? relay.end(e) : appendRelayEnd(deps.config.dataDir, job.id, e);
     if (reason === "cancel") {
-      store.transitions.transition(job.id, "canceled", { reason: "canceled while running" });
+      store.transitions.transition(job.id, "canceled", { workerId, reason: "canceled while running" });
       end({ state: "canceled", status: 499, error: "job canceled" });
       return "canceled";
     }
@@ -213,12 +232,16 @@ export function createJobRunner(deps: JobRunnerDeps) {
     // attempt refunded; a sync caller that already has chunks cannot be resumed by another worker.
     if (!started || job.mode === "async") {
       relay?.close();
-      const moved = store.transitions.requeue(job.id, { refundAttempt: true, reason: "worker shutting down" });
+      const moved = store.transitions.requeue(job.id, {
+        refundAttempt: true,
+        reason: "worker shutting down",
+        workerId,
+      });
       if (moved.state === "canceled") end({ state: "canceled", status: 499, error: "job canceled" });
       return moved.state === "canceled" ? "canceled" : "requeued";
     }
     const error = "worker shut down mid-generation";
-    store.transitions.transition(job.id, "failed", { error, errorStatus: 503, reason: error });
+    store.transitions.transition(job.id, "failed", { workerId, error, errorStatus: 503, reason: error });
     end({ state: "failed", status: 503, error });
     return "failed";
   }
@@ -226,7 +249,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
   function interrupted(job: JobRecord, relay: RelayWriter, error: string): RunOutcome {
     resident = null;
     if (job.mode === "async" && job.attempts < job.maxAttempts) {
-      const moved = store.transitions.requeue(job.id, { reason: error });
+      const moved = store.transitions.requeue(job.id, { reason: error, workerId });
       if (moved.state === "canceled") {
         relay.end({ state: "canceled", status: 499, error: "job canceled" });
         return "canceled";
@@ -234,7 +257,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
       relay.close();
       return "requeued";
     }
-    store.transitions.transition(job.id, "failed", { error, errorStatus: 502, reason: error });
+    store.transitions.transition(job.id, "failed", { workerId, error, errorStatus: 502, reason: error });
     relay.end({ state: "failed", status: 502, error });
     return "failed";
   }

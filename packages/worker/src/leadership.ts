@@ -12,6 +12,8 @@ export interface LeadershipOptions {
   onLost?: () => void;
   /** The job this worker is running, written with each heartbeat for the status route. */
   currentJobId?: () => string | null;
+  /** This worker's id in the lease (a fresh ULID when not given). */
+  workerId?: string;
   /** The worker model the target holds now, written with each heartbeat for queue positions. */
   residentModel?: () => string | null;
 }
@@ -23,7 +25,7 @@ export interface LeadershipOptions {
  */
 export function createLeadership(options: LeadershipOptions) {
   const { store, logger } = options;
-  const me = { workerId: ulid(), pid: process.pid, hostname: os.hostname() };
+  const me = { workerId: options.workerId ?? ulid(), pid: process.pid, hostname: os.hostname() };
   let active = false;
   let timer: NodeJS.Timeout | undefined;
   let standbyLogged = false;

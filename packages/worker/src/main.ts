@@ -7,6 +7,7 @@ import {
   redactConfig,
   watchWakes,
 } from "@foreman/shared";
+import { ulid } from "ulid";
 import { createJobRunner } from "./job-runner.js";
 import { createLeadership } from "./leadership.js";
 import { createQueueRunner } from "./queue-runner.js";
@@ -42,11 +43,14 @@ const client = createTargetClient({
   timeoutMs: Math.max(config.connectTimeoutMs, 1000),
   idleTimeoutMs: config.targetIdleTimeoutMs,
 });
+// One id for this worker in the lease and on every transition it records (ADR 0004).
+const workerId = ulid();
 const runner = createJobRunner({
   store,
   client,
   logger,
   config,
+  workerId,
   onModelSwitch: (from, to) => logger.info("model switch", { from, to }),
 });
 
@@ -80,6 +84,7 @@ const poller = createTargetPoller({
 });
 
 const leadership = createLeadership({
+  workerId,
   store,
   logger,
   heartbeatMs: config.heartbeatMs,

@@ -37,6 +37,11 @@ export interface TransitionPatch {
   incrementAttempts?: boolean;
   /** Give the attempt back: the target was unreachable before it answered, so nothing was tried. */
   refundAttempt?: boolean;
+  /**
+   * The worker making the move: it must still hold the worker lease, checked in the same transaction, so a
+   * worker that stalled past the stale bound cannot record the outcome of a job another worker recovered.
+   */
+  workerId?: string;
   reason?: string;
 }
 
@@ -167,8 +172,13 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
   );
   const selectActive = db.prepare<[], JobRow>("SELECT * FROM jobs WHERE state IN ('loading', 'working') ORDER BY id");
 
+  const holdsLease = db.prepare<[string], { ok: number }>(
+    "SELECT 1 AS ok FROM worker_lease WHERE id = 1 AND worker_id = ?",
+  );
+
   const move = db.transaction(
     (id: string, to: JobState, patch: TransitionPatch): { job: JobRecord; from: JobState } => {
+      if (patch.workerId !== undefined && !holdsLease.get(patch.workerId)) throw new LeaseLostError(patch.workerId, id);
       const row = selectJob.get(id);
       if (!row) throw new Error(`job ${id} does not exist`);
       assertTransition(row.state, to, id);
@@ -267,6 +277,17 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
 }
 
 export type TransitionsStore = ReturnType<typeof createTransitionsStore>;
+
+/** A worker tried to move a job after another worker took the lease over; nothing was written. */
+export class LeaseLostError extends Error {
+  constructor(
+    readonly workerId: string,
+    readonly jobId: string,
+  ) {
+    super(`worker ${workerId} no longer holds the worker lease; job ${jobId} left as it is`);
+    this.name = "LeaseLostError";
+  }
+}
 
 export type CancelOutcome =
   | { outcome: "missing" }
