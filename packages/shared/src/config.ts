@@ -25,7 +25,8 @@ export interface ForemanConfig {
   readonly pollMs: number;
   readonly connectTimeoutMs: number;
   readonly management: boolean;
-  readonly bodyLimit: string;
+  /** Bytes. */
+  readonly bodyLimit: number;
   readonly queuePollMs: number;
   readonly starvationMs: number;
   readonly maxAttempts: number;
@@ -170,7 +171,8 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     field: "bodyLimit",
     schema: Joi.string()
       .pattern(/^\d+(b|kb|mb|gb)$/i, "size such as 10mb")
-      .default("10mb"),
+      .custom(parseSize)
+      .default(10 * 1024 ** 2),
     example: "10mb",
     doc: "largest request body the gateway accepts for JSON routes",
   },
@@ -274,6 +276,13 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     doc: "a generation request that receives nothing from the target for this long is abandoned (ms)",
   },
 };
+
+/** "10mb" → bytes (the FOREMAN_BODY_LIMIT format, already checked by its pattern). */
+function parseSize(value: string): number {
+  const m = /^(\d+)(b|kb|mb|gb)$/i.exec(value)!;
+  const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[m[2]!.toLowerCase() as "b"];
+  return Number(m[1]) * unit;
+}
 
 export const SECRET_KEYS: readonly string[] = Object.entries(CONFIG_KEYS)
   .filter(([, spec]) => spec.secret)

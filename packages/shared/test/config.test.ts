@@ -25,6 +25,12 @@ describe("config", () => {
     expect(c.ollamaUrl).to.equal("http://10.0.0.5:11434");
   });
 
+  it("parses the body limit into bytes once, at start", () => {
+    expect(loadConfig({}).bodyLimit).to.equal(10 * 1024 * 1024);
+    expect(loadConfig({ FOREMAN_BODY_LIMIT: "512kb" }).bodyLimit).to.equal(512 * 1024);
+    expect(() => loadConfig({ FOREMAN_BODY_LIMIT: "lots" })).to.throw(/FOREMAN_BODY_LIMIT .*size such as 10mb/);
+  });
+
   it("reads no bare OLLAMA_* variable", () => {
     const c = loadConfig({ OLLAMA_HOST: "http://1.2.3.4:5", OLLAMA_URL: "http://1.2.3.4:5" });
     expect(c.ollamaUrl).to.equal("http://127.0.0.1:11434");

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { appendRelayEnd, ensureRelay, followRelay, type RelayLine, RelayWriter, relayPath } from "../src/relay.js";
+import { ensureRelay, followRelay, type RelayLine, RelayWriter, relayPath } from "../src/relay.js";
 
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "foreman-relay-"));
 

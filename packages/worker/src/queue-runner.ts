@@ -46,16 +46,8 @@ export function createQueueRunner(options: QueueRunnerOptions) {
         if (rerun) continue;
         return;
       }
-      let outcome: RunOutcome;
-      try {
-        outcome = await runner.run(job);
-      } catch (err) {
-        // A bug or a database error while running: the job stays in loading/working and is recovered at the
-        // next start; keep the loop alive for the others.
-        logger.error("job run failed unexpectedly", { job_id: job.id, error: (err as Error).stack ?? String(err) });
-        backoffUntil = now() + BACKOFF_MAX_MS;
-        return;
-      }
+      // run() settles every job it was given, unexpected errors included (job-runner's failUnexpectedly).
+      const outcome: RunOutcome = await runner.run(job);
       if (outcome === "unreachable") {
         backoffMs = backoffMs === 0 ? BACKOFF_START_MS : Math.min(backoffMs * 2, BACKOFF_MAX_MS);
         backoffUntil = now() + backoffMs;

@@ -7,8 +7,6 @@ export interface TargetProxyOptions {
   token: string | undefined;
   connectTimeoutMs: number;
   logger: Logger;
-  /** Called with the upstream round-trip time of each completed request (for metrics). */
-  onComplete?: (route: string, status: number, ms: number) => void;
 }
 
 export interface ForwardOptions {
@@ -70,7 +68,6 @@ export function createTargetProxy(options: TargetProxyOptions) {
     forwardOptions: ForwardOptions = {},
     retried = false,
   ): void {
-    const started = performance.now();
     const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
     const route = forwardOptions.route ?? url;
     const headers = forwardableHeaders(req.headers, DROP_REQUEST);
@@ -112,7 +109,6 @@ export function createTargetProxy(options: TargetProxyOptions) {
       // Stream chunk by chunk: headers go out at once so NDJSON progress (e.g. /api/pull) reaches the caller live.
       res.writeHead(answer.statusCode ?? 502, forwardableHeaders(answer.headers, DROP_RESPONSE));
       answer.pipe(res);
-      answer.on("end", () => options.onComplete?.(route, answer.statusCode ?? 0, performance.now() - started));
       answer.on("error", () => res.destroy());
     });
 

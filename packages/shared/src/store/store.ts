@@ -29,8 +29,10 @@ export function openStore(options: StoreOptions) {
   const probe = db.prepare(
     "INSERT INTO meta (key, value) VALUES ('ready_probe_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
   );
+  const artifacts = createArtifactsStore(db);
   const transitions = createTransitionsStore(db, {
     now,
+    artifacts,
     ...(options.defaultMaxAttempts !== undefined ? { defaultMaxAttempts: options.defaultMaxAttempts } : {}),
     ...(options.onTransition ? { onTransition: options.onTransition } : {}),
   });
@@ -41,7 +43,7 @@ export function openStore(options: StoreOptions) {
     transitions,
     claims: createClaimStore(db, transitions),
     outbox: createOutboxStore(db, { now }),
-    artifacts: createArtifactsStore(db),
+    artifacts,
     target: createTargetStore(db),
     workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
     /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */

@@ -2,7 +2,7 @@ import { monotonicFactory } from "ulid";
 import { assertTransition, eventForState, isTerminal, type JobState } from "../job-states.js";
 import { toJobView } from "../job-view.js";
 import { normalizeModelName } from "../model-name.js";
-import { createArtifactsStore } from "./artifacts.js";
+import { type ArtifactsStore, createArtifactsStore } from "./artifacts.js";
 import type { Db } from "./database.js";
 import {
   type JobApi,
@@ -69,6 +69,8 @@ const STATE_TIMESTAMP: Record<JobState, string> = {
 export interface TransitionsOptions {
   now?: () => number;
   defaultMaxAttempts?: number;
+  /** Where terminal events find the job's artifacts (made from `db` when not given). */
+  artifacts?: ArtifactsStore;
   /** Called after each committed transition (creation included, with `from` null): the one log line per move. */
   onTransition?: (job: JobRecord, from: JobState | null, reason: string | undefined) => void;
 }
@@ -76,7 +78,7 @@ export interface TransitionsOptions {
 export function createTransitionsStore(db: Db, options: TransitionsOptions = {}) {
   const now = options.now ?? Date.now;
   const newId = monotonicFactory();
-  const artifacts = createArtifactsStore(db);
+  const artifacts = options.artifacts ?? createArtifactsStore(db);
   const insertJob = db.prepare(
     `INSERT INTO jobs (id, kind, api, mode, model, state, request, metadata, webhook_url, webhook_secret,
        webhook_events, idempotency_key, request_hash, max_attempts, created_at, queued_at, updated_at)
