@@ -1,12 +1,14 @@
 import type http from "node:http";
 import {
   type ForemanConfig,
-  followRelay,
-  isTerminal,
+  followJobRelay,
+  frameRelayData,
+  frameRelayEnd,
   type JobRecord,
   type Logger,
   type RelayEnd,
-  relayPath,
+  type RelayFraming,
+  relayFraming,
   type Store,
 } from "@foreman/shared";
 
@@ -18,8 +20,6 @@ export interface RelayResponseDeps {
   logger: Logger;
   wake: () => void;
 }
-
-type Framing = "ndjson" | "sse" | "whole";
 
 /**
  * Answers a synchronous caller from its job's relay, exactly as the target answered the worker: no header
@@ -53,21 +53,11 @@ export async function answerFromRelay(
   // The caller may have gone while the job was being committed, before the listener above existed.
   if (res.destroyed || res.closed) callerLeft();
 
-  const endedInDatabase = (): RelayEnd | null => {
-    const current = store.jobs.get(job.id);
-    if (!current || !isTerminal(current.state)) return null;
-    return {
-      state: current.state as RelayEnd["state"],
-      ...(current.errorStatus !== null ? { status: current.errorStatus } : {}),
-      ...(current.error !== null ? { error: current.error } : {}),
-    };
-  };
-
-  let framing: Framing = "ndjson";
-  for await (const batch of followRelay(relayPath(deps.config.dataDir, job.id), {
+  let framing: RelayFraming = "ndjson";
+  for await (const batch of followJobRelay(deps.config.dataDir, job.id, {
     pollMs: deps.config.relayPollMs,
     signal: controller.signal,
-    isEnded: endedInDatabase,
+    jobs: store.jobs,
   })) {
     let out = "";
     for (const item of batch) {
@@ -75,13 +65,13 @@ export async function answerFromRelay(
         // A requeued job starts again; a sync caller only ever sees its first start.
         if (res.headersSent) continue;
         const contentType = item.start.content_type;
-        framing = contentType.includes("event-stream") ? "sse" : contentType.includes("ndjson") ? "ndjson" : "whole";
+        framing = relayFraming(contentType);
         res.writeHead(item.start.status, {
           "content-type": contentType,
           ...(framing === "sse" ? { "cache-control": "no-cache" } : {}),
         });
       } else if (item.kind === "data") {
-        out += framing === "sse" ? `data: ${item.line}\n\n` : framing === "ndjson" ? `${item.line}\n` : item.line;
+        out += frameRelayData(framing, item.line);
       } else {
         settled = true;
         finish(res, framing, item.end, out);
@@ -93,7 +83,7 @@ export async function answerFromRelay(
   settled = true;
 }
 
-function finish(res: http.ServerResponse, framing: Framing, end: RelayEnd, pending: string): void {
+function finish(res: http.ServerResponse, framing: RelayFraming, end: RelayEnd, pending: string): void {
   if (!res.headersSent) {
     const status = end.status ?? (end.state === "canceled" ? 499 : end.state === "done" ? 200 : 500);
     const body = end.body ?? JSON.stringify({ error: end.error ?? `job ${end.state}` });
@@ -101,15 +91,5 @@ function finish(res: http.ServerResponse, framing: Framing, end: RelayEnd, pendi
     res.end(body);
     return;
   }
-  let tail = pending;
-  if (end.state === "done") {
-    if (framing === "sse") tail += "data: [DONE]\n\n";
-  } else {
-    // Headers are gone, so the status cannot change: the stream ends with an error object, as Ollama does
-    // when generation fails mid-stream.
-    const error = end.error ?? `job ${end.state}`;
-    if (framing === "ndjson") tail += `${JSON.stringify({ error })}\n`;
-    else if (framing === "sse") tail += `data: ${JSON.stringify({ error: { message: error, type: "api_error" } })}\n\n`;
-  }
-  res.end(tail);
+  res.end(pending + frameRelayEnd(framing, end));
 }

@@ -50,26 +50,6 @@ export function resolveArtifactFile(dataDir: string, record: ArtifactRecord): st
   return file.startsWith(base + path.sep) ? file : null;
 }
 
-/** The data lines of a job's last attempt, from its relay: the transcript artifact. */
-export function relayTranscript(dataDir: string, jobId: string): string {
-  let text: string;
-  try {
-    text = fs.readFileSync(relayPath(dataDir, jobId), "utf8");
-  } catch {
-    return "";
-  }
-  const lines = text.split("\n");
-  let start = 0;
-  lines.forEach((line, i) => {
-    if (line.startsWith("#start ")) start = i + 1;
-  });
-  return lines
-    .slice(start)
-    .filter((line) => line.length > 0 && !line.startsWith("#"))
-    .map((line) => `${line}\n`)
-    .join("");
-}
-
 /** Removes a job's relay and artifact folder (retention). */
 export function removeJobFiles(dataDir: string, jobId: string): void {
   fs.rmSync(relayPath(dataDir, jobId), { force: true });

@@ -50,25 +50,33 @@ export function parseRelayLine(line: string): RelayLine {
   return { kind: "data", line };
 }
 
-/** Creates the relay file if it does not exist yet, so followers can watch it before the worker writes. */
-export function ensureRelay(dataDir: string, jobId: string): string {
+/**
+ * The one place a relay file is created: its folder made, the file opened for appending (created when
+ * missing, never truncated). Every writer and the followers' "make it exist" go through here.
+ */
+function openRelayForAppend(dataDir: string, jobId: string): { file: string; fd: number } {
   const file = relayPath(dataDir, jobId);
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.closeSync(fs.openSync(file, "a"));
+  return { file, fd: fs.openSync(file, "a") };
+}
+
+/** Creates the relay file if it does not exist yet, so followers can watch it before the worker writes. */
+export function ensureRelay(dataDir: string, jobId: string): string {
+  const { file, fd } = openRelayForAppend(dataDir, jobId);
+  fs.closeSync(fd);
   return file;
 }
 
 /** Appends control and data lines. One `write(2)` per line keeps lines whole for concurrent readers. */
 export class RelayWriter {
-  private fd: number | null;
-
-  constructor(readonly file: string) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    this.fd = fs.openSync(file, "a");
-  }
+  private constructor(
+    readonly file: string,
+    private fd: number | null,
+  ) {}
 
   static open(dataDir: string, jobId: string): RelayWriter {
-    return new RelayWriter(relayPath(dataDir, jobId));
+    const { file, fd } = openRelayForAppend(dataDir, jobId);
+    return new RelayWriter(file, fd);
   }
 
   start(start: RelayStart): void {
@@ -81,8 +89,11 @@ export class RelayWriter {
   }
 
   end(end: RelayEnd): void {
-    this.write(`#end ${JSON.stringify(end)}\n`);
-    this.close();
+    try {
+      this.write(`#end ${JSON.stringify(end)}\n`);
+    } finally {
+      this.close();
+    }
   }
 
   close(): void {
@@ -96,15 +107,65 @@ export class RelayWriter {
   }
 }
 
-/** Appends an end line for a job no worker is writing (canceled while queued, or finished by recovery). */
+/** Appends an end line for a job no worker is writing to (canceled while queued, or ended by recovery). */
 export function appendRelayEnd(dataDir: string, jobId: string, end: RelayEnd): void {
-  const file = relayPath(dataDir, jobId);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.appendFileSync(file, `#end ${JSON.stringify(end)}\n`);
+  RelayWriter.open(dataDir, jobId).end(end);
 }
 
-export function removeRelay(dataDir: string, jobId: string): void {
-  fs.rmSync(relayPath(dataDir, jobId), { force: true });
+/**
+ * How a relay's data lines are framed for a caller, decided once from the content type the target
+ * answered with: NDJSON lines as they are, SSE `data:` events (the OpenAI-compatible routes), or the one
+ * JSON body of a `stream: false` answer. The worker reads the target's answer by the same rule.
+ */
+export type RelayFraming = "ndjson" | "sse" | "whole";
+
+export function relayFraming(contentType: string): RelayFraming {
+  if (contentType.includes("ndjson")) return "ndjson";
+  if (contentType.includes("event-stream")) return "sse";
+  return "whole";
+}
+
+/** One data line as the caller receives it. */
+export function frameRelayData(framing: RelayFraming, line: string): string {
+  if (framing === "sse") return `data: ${line}\n\n`;
+  if (framing === "ndjson") return `${line}\n`;
+  return line;
+}
+
+/**
+ * What closes a stream whose headers are already sent: SSE's `[DONE]` after success; after a failure the
+ * status cannot change any more, so the stream ends with an error object, as Ollama does when generation
+ * fails mid-stream (OpenAI's error shape for SSE).
+ */
+export function frameRelayEnd(framing: RelayFraming, end: RelayEnd): string {
+  if (end.state === "done") return framing === "sse" ? "data: [DONE]\n\n" : "";
+  const error = end.error ?? `job ${end.state}`;
+  if (framing === "ndjson") return `${JSON.stringify({ error })}\n`;
+  if (framing === "sse") return `data: ${JSON.stringify({ error: { message: error, type: "api_error" } })}\n\n`;
+  return "";
+}
+
+/** The data lines of a job's last attempt (everything after the last `#start`): the transcript artifact. */
+export function relayTranscript(dataDir: string, jobId: string): string {
+  let text: Buffer;
+  try {
+    text = fs.readFileSync(relayPath(dataDir, jobId));
+  } catch {
+    return "";
+  }
+  return text
+    .subarray(lastAttemptOffsetIn(text))
+    .toString("utf8")
+    .split("\n")
+    .filter((line) => line.length > 0 && !line.startsWith("#"))
+    .map((line) => `${line}\n`)
+    .join("");
+}
+
+/** The database's word on a job's end, for a relay whose writer died before its `#end` line. */
+export interface JobEndings {
+  /** The end of a job that has reached a terminal state, or null while it has not (or does not exist). */
+  ending(jobId: string): RelayEnd | null;
 }
 
 export interface FollowOptions {
@@ -112,17 +173,24 @@ export interface FollowOptions {
   pollMs: number;
   signal?: AbortSignal;
   /** Consulted on each fallback poll: a job that ended without an `#end` line (a crash) ends the follow. */
-  isEnded?: () => RelayEnd | null;
+  jobs?: JobEndings;
   /** Start at the last `#start` already written (a requeued job's earlier attempts are skipped). */
   fromLastAttempt?: boolean;
 }
 
 /**
- * Follows a relay from its first byte: yields the lines appended since the last read, in batches, waking on
- * a file-system watch (inotify on Linux) with a bounded fallback poll, and returns after the `#end` line.
+ * Follows a job's relay from its first byte until the job ends: yields the lines appended since the last
+ * read, in batches, waking on a file-system watch (inotify on Linux) with a bounded fallback poll, and
+ * returns after the `#end` line, or after the database says the job ended when no `#end` line will come.
  */
-export async function* followRelay(file: string, options: FollowOptions): AsyncGenerator<RelayLine[]> {
-  if (!(await waitForFile(file, options))) return;
+export async function* followJobRelay(
+  dataDir: string,
+  jobId: string,
+  options: FollowOptions,
+): AsyncGenerator<RelayLine[]> {
+  const file = relayPath(dataDir, jobId);
+  const isEnded = options.jobs ? () => options.jobs!.ending(jobId) : null;
+  if (!(await waitForFile(dataDir, jobId, options.pollMs, options.signal, isEnded))) return;
   let wake: (() => void) | null = null;
   let dirty = true;
   const watcher = fs.watch(file, () => {
@@ -173,10 +241,10 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
           resolve(false);
         };
       });
-      if (timedOut && !dirty && options.isEnded) {
+      if (timedOut && !dirty && isEnded) {
         // Nothing new for a whole poll period: if the job ended without writing `#end` (its writer died
         // between the commit and the line), read once more, then end the follow from the database's word.
-        const ended = options.isEnded();
+        const ended = isEnded();
         if (ended) {
           if (readAppended(file, offset).length > 0) continue;
           yield [{ kind: "end", end: ended }];
@@ -192,12 +260,14 @@ export async function* followRelay(file: string, options: FollowOptions): AsyncG
 
 /** Byte offset of the last `#start` line in a relay (0 when there is none). */
 function lastAttemptOffset(file: string): number {
-  let text: Buffer;
   try {
-    text = fs.readFileSync(file);
+    return lastAttemptOffsetIn(fs.readFileSync(file));
   } catch {
     return 0;
   }
+}
+
+function lastAttemptOffsetIn(text: Buffer): number {
   const at = text.lastIndexOf("\n#start ");
   return at < 0 ? 0 : at + 1;
 }
@@ -228,14 +298,21 @@ function readAppended(file: string, offset: number): Buffer {
 }
 
 /** Resolves true once the relay file exists (creating it for a job that ended without one), false on abort. */
-async function waitForFile(file: string, options: FollowOptions): Promise<boolean> {
+async function waitForFile(
+  dataDir: string,
+  jobId: string,
+  pollMs: number,
+  signal: AbortSignal | undefined,
+  isEnded: (() => RelayEnd | null) | null,
+): Promise<boolean> {
+  const file = relayPath(dataDir, jobId);
   for (;;) {
     if (fs.existsSync(file)) return true;
-    if (options.signal?.aborted) return false;
-    if (options.isEnded?.()) {
-      ensureRelay(path.dirname(path.dirname(file)), path.basename(file, ".ndjson"));
+    if (signal?.aborted) return false;
+    if (isEnded?.()) {
+      ensureRelay(dataDir, jobId);
       continue;
     }
-    await new Promise((r) => setTimeout(r, Math.min(options.pollMs, 50)));
+    await new Promise((r) => setTimeout(r, Math.min(pollMs, 50)));
   }
 }

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { ensureRelay, followRelay, type RelayLine, RelayWriter, relayPath } from "../src/relay.js";
+import { ensureRelay, followJobRelay, type RelayLine, RelayWriter } from "../src/relay.js";
 
 const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "foreman-relay-"));
 
@@ -16,7 +16,7 @@ describe("relay", () => {
   it("follows a relay as the writer appends, from #start to #end, waking on the file's changes", async () => {
     const dir = tempDir();
     ensureRelay(dir, "job1");
-    const following = collect(followRelay(relayPath(dir, "job1"), { pollMs: 10_000 }));
+    const following = collect(followJobRelay(dir, "job1", { pollMs: 10_000 }));
     const writer = RelayWriter.open(dir, "job1");
     writer.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
     writer.data('{"response":"héllo","done":false}');
@@ -33,7 +33,7 @@ describe("relay", () => {
     const file = ensureRelay(dir, "job2");
     const bytes = Buffer.from('{"response":"日本"}\n');
     fs.appendFileSync(file, bytes.subarray(0, 15)); // ends inside 日: the first read gets half of it
-    const follower = followRelay(file, { pollMs: 10_000 });
+    const follower = followJobRelay(dir, "job2", { pollMs: 10_000 });
     const first = follower.next();
     // The follower's first read runs in microtasks; once they have drained it holds half a character.
     await new Promise((resolve) => setImmediate(resolve));
@@ -47,7 +47,10 @@ describe("relay", () => {
     const file = ensureRelay(dir, "job3");
     fs.appendFileSync(file, '{"done":false}\n');
     const lines = await collect(
-      followRelay(file, { pollMs: 20, isEnded: () => ({ state: "failed", status: 500, error: "worker interrupted" }) }),
+      followJobRelay(dir, "job3", {
+        pollMs: 20,
+        jobs: { ending: () => ({ state: "failed", status: 500, error: "worker interrupted" }) },
+      }),
     );
     expect(lines.at(-1)).to.deep.equal({
       kind: "end",
@@ -57,9 +60,9 @@ describe("relay", () => {
 
   it("stops when its signal aborts, and releases the watch", async () => {
     const dir = tempDir();
-    const file = ensureRelay(dir, "job4");
+    ensureRelay(dir, "job4");
     const controller = new AbortController();
-    const following = collect(followRelay(file, { pollMs: 10_000, signal: controller.signal }));
+    const following = collect(followJobRelay(dir, "job4", { pollMs: 10_000, signal: controller.signal }));
     controller.abort();
     expect(await following).to.deep.equal([]);
   });
@@ -76,9 +79,9 @@ describe("relay: a requeued job's replay", () => {
     second.start({ attempt: 2, status: 200, content_type: "application/x-ndjson" });
     second.data('{"n":"attempt 2"}');
     second.end({ state: "done" });
-    const lines = await collect(followRelay(relayPath(dir, "job5"), { pollMs: 10_000, fromLastAttempt: true }));
+    const lines = await collect(followJobRelay(dir, "job5", { pollMs: 10_000, fromLastAttempt: true }));
     expect(lines.filter((l) => l.kind === "data")).to.deep.equal([{ kind: "data", line: '{"n":"attempt 2"}' }]);
-    const everything = await collect(followRelay(relayPath(dir, "job5"), { pollMs: 10_000 }));
+    const everything = await collect(followJobRelay(dir, "job5", { pollMs: 10_000 }));
     expect(everything.filter((l) => l.kind === "data")).to.have.length(2);
   });
 });

@@ -1,4 +1,5 @@
 import {
+  createJobOutcomes,
   createLoggerFromConfig,
   handleShutdownSignals,
   loadConfigOrExit,
@@ -10,6 +11,7 @@ import {
 import { ulid } from "ulid";
 import { createJobRunner } from "./job-runner.js";
 import { createLeadership } from "./leadership.js";
+import { createModelResidency } from "./model-residency.js";
 import { createQueueRunner } from "./queue-runner.js";
 import { recoverInterruptedJobs } from "./recovery.js";
 import { createRetentionPruner } from "./retention-pruner.js";
@@ -45,14 +47,20 @@ const client = createTargetClient({
 });
 // One id for this worker in the lease and on every transition it records (ADR 0004).
 const workerId = ulid();
-const runner = createJobRunner({
-  store,
+const outcomes = createJobOutcomes({
+  transitions: store.transitions.forWorker(workerId),
+  artifacts: store.artifacts,
+  dataDir: config.dataDir,
+  logger,
+  inlineResultMaxBytes: config.inlineResultMaxBytes,
+});
+const residency = createModelResidency({
   client,
   logger,
-  config,
-  workerId,
+  embedModel: config.embedModel,
   onModelSwitch: (from, to) => logger.info("model switch", { from, to }),
 });
+const runner = createJobRunner({ client, jobs: store.jobs, outcomes, residency, logger, dataDir: config.dataDir });
 
 webhooks = createWebhookDispatcher({
   store,
@@ -89,9 +97,9 @@ const leadership = createLeadership({
   logger,
   heartbeatMs: config.heartbeatMs,
   currentJobId: () => runner.currentJobId(),
-  residentModel: () => runner.residentModel(),
+  residentModel: () => residency.resident(),
   onActive: () => {
-    recoverInterruptedJobs({ store, logger, dataDir: config.dataDir });
+    recoverInterruptedJobs({ store, outcomes, logger, dataDir: config.dataDir });
     poller.start();
     webhooks?.start();
     pruner.start();
@@ -107,6 +115,7 @@ const leadership = createLeadership({
 queue = createQueueRunner({
   store,
   runner,
+  residentModel: () => residency.resident(),
   logger,
   workerId: leadership.identity.workerId,
   isActive: () => leadership.isActive(),

@@ -4,6 +4,8 @@ import type { JobRunner, RunOutcome } from "./job-runner.js";
 export interface QueueRunnerOptions {
   store: Store;
   runner: JobRunner;
+  /** The worker model the target holds now (null when unknown): the drain prefers its jobs. */
+  residentModel: () => string | null;
   logger: Logger;
   workerId: string;
   isActive: () => boolean;
@@ -38,7 +40,7 @@ export function createQueueRunner(options: QueueRunnerOptions) {
       rerun = false;
       const job = store.claims.claimNext({
         workerId: options.workerId,
-        resident: runner.residentModel(),
+        resident: options.residentModel(),
         starvationMs: options.starvationMs,
         now: now(),
       });

@@ -20,13 +20,6 @@ export function createRetentionPruner(options: RetentionPrunerOptions) {
   const { store, logger } = options;
   const now = options.now ?? Date.now;
   const batchSize = options.batchSize ?? 500;
-  const selectExpired = store.db.prepare<[number, number], { id: string }>(
-    "SELECT id FROM jobs WHERE ended_at IS NOT NULL AND ended_at < ? ORDER BY ended_at LIMIT ?",
-  );
-  const deleteJob = store.db.prepare("DELETE FROM jobs WHERE id = ?");
-  const deleteBatch = store.db.transaction((ids: string[]) => {
-    for (const id of ids) deleteJob.run(id);
-  });
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | null = null;
 
@@ -34,9 +27,9 @@ export function createRetentionPruner(options: RetentionPrunerOptions) {
     const cutoff = now() - options.retentionMs;
     let total = 0;
     for (;;) {
-      const ids = selectExpired.all(cutoff, batchSize).map((r) => r.id);
+      const ids = store.retention.expiredJobIds(cutoff, batchSize);
       if (ids.length === 0) break;
-      deleteBatch.immediate(ids);
+      store.retention.deleteJobs(ids);
       for (const id of ids) removeJobFiles(options.dataDir, id);
       total += ids.length;
       if (ids.length < batchSize) break;

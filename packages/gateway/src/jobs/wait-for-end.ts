@@ -27,9 +27,10 @@ export function waitForJobEnd(
       signal?.removeEventListener("abort", finish);
       resolve(store.jobs.get(jobId));
     };
+    // The state alone: a long poll must not re-read and parse the job's request on every wake-up.
     const check = () => {
-      const job = store.jobs.get(jobId);
-      if (!job || isTerminal(job.state)) finish();
+      const state = store.jobs.state(jobId);
+      if (state === null || isTerminal(state)) finish();
     };
     const deadline = setTimeout(finish, timeoutMs);
     signal?.addEventListener("abort", finish);

@@ -1,6 +1,7 @@
 import {
   ensureRelay,
   type ForemanConfig,
+  GENERATION_ROUTES,
   type JobApi,
   type JobKind,
   type Logger,
@@ -20,13 +21,6 @@ export interface GenerationDeps {
   batcher: JobBatcher;
 }
 
-const ROUTES: Array<{ path: string; kind: JobKind; api: JobApi }> = [
-  { path: "/api/chat", kind: "chat", api: "ollama" },
-  { path: "/api/generate", kind: "generate", api: "ollama" },
-  { path: "/v1/chat/completions", kind: "chat", api: "openai" },
-  { path: "/v1/completions", kind: "generate", api: "openai" },
-];
-
 /**
  * Chat and generation are queued, never proxied (SPEC §5.1): the request is committed as a job (so it
  * survives any restart), the worker is woken, and the caller is answered from the job's relay. Only what
@@ -37,7 +31,7 @@ export function generationRoutes(deps: GenerationDeps): Router {
   const router = Router();
   // Any content type: `curl -d` sends form-urlencoded, and Ollama reads the body as JSON regardless.
   const json = express.json({ limit: deps.config.bodyLimit, type: () => true });
-  for (const route of ROUTES) {
+  for (const route of GENERATION_ROUTES) {
     router.post(route.path, json, async (req, res) => {
       const body = validateGenerationBody(req.body, route.kind, route.api);
       const job = await deps.batcher.create({

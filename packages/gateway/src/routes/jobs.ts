@@ -4,7 +4,9 @@ import {
   ConflictError,
   ensureRelay,
   type ForemanConfig,
-  followRelay,
+  followJobRelay,
+  frameRelayData,
+  frameRelayEnd,
   isJobState,
   isSafeArtifactName,
   isTerminal,
@@ -12,7 +14,6 @@ import {
   type Logger,
   NotFoundError,
   normalizeModelName,
-  relayPath,
   resolveArtifactFile,
   type Store,
   toJobView,
@@ -130,26 +131,16 @@ export function jobsRoutes(deps: JobsDeps): Router {
     res.writeHead(200, { "content-type": "application/x-ndjson", "X-Foreman-Job-Id": job.id });
     const controller = new AbortController();
     res.on("close", () => controller.abort());
-    for await (const batch of followRelay(relayPath(config.dataDir, job.id), {
+    for await (const batch of followJobRelay(config.dataDir, job.id, {
       pollMs: config.relayPollMs,
       signal: controller.signal,
       fromLastAttempt: true,
-      isEnded: () => {
-        const current = store.jobs.get(job.id);
-        return current && isTerminal(current.state)
-          ? {
-              state: current.state as "done" | "failed" | "canceled",
-              ...(current.error ? { error: current.error } : {}),
-            }
-          : null;
-      },
+      jobs: store.jobs,
     })) {
       let out = "";
       for (const item of batch) {
-        if (item.kind === "data") out += `${item.line}\n`;
-        else if (item.kind === "end" && item.end.state !== "done") {
-          out += `${JSON.stringify({ error: item.end.error ?? `job ${item.end.state}` })}\n`;
-        }
+        if (item.kind === "data") out += frameRelayData("ndjson", item.line);
+        else if (item.kind === "end") out += frameRelayEnd("ndjson", item.end);
       }
       if (out) res.write(out);
     }

@@ -2,6 +2,7 @@ import { pickNext, type QueuedJobRef } from "../drain-policy.js";
 import type { Db } from "./database.js";
 import type { JobRecord } from "./jobs.js";
 import type { TransitionsStore } from "./transitions.js";
+import type { LeaseCheck } from "./worker-lease.js";
 
 export interface ClaimRequest {
   workerId: string;
@@ -17,10 +18,7 @@ export interface ClaimRequest {
  * two rows `pickNext` can choose between (the oldest queued job, and the oldest queued job of the resident
  * model, each one index lookup), and moves the chosen one to `loading`, counting an attempt.
  */
-export function createClaimStore(db: Db, transitions: TransitionsStore) {
-  const holdsLease = db.prepare<[string], { ok: number }>(
-    "SELECT 1 AS ok FROM worker_lease WHERE id = 1 AND worker_id = ?",
-  );
+export function createClaimStore(db: Db, transitions: TransitionsStore, lease: LeaseCheck) {
   const oldest = db.prepare<[], QueuedJobRef>(
     "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1",
   );
@@ -31,7 +29,7 @@ export function createClaimStore(db: Db, transitions: TransitionsStore) {
       WHERE state = 'queued' AND model = ? ORDER BY id LIMIT 1`,
   );
   const claim = db.transaction((request: ClaimRequest): JobRecord | null => {
-    if (!holdsLease.get(request.workerId)) return null;
+    if (!lease.holds(request.workerId)) return null;
     const first = oldest.get();
     if (!first) return null;
     const candidates = [first];
@@ -40,7 +38,9 @@ export function createClaimStore(db: Db, transitions: TransitionsStore) {
       if (same) candidates.push(same);
     }
     const chosen = pickNext(candidates, request.resident, request.now, request.starvationMs)!;
-    return transitions.transition(chosen.id, "loading", { incrementAttempts: true, reason: "claimed" });
+    return transitions
+      .forWorker(request.workerId)
+      .transition(chosen.id, "loading", { incrementAttempts: true, reason: "claimed" });
   });
   return {
     claimNext(request: ClaimRequest): JobRecord | null {

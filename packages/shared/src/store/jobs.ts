@@ -1,4 +1,5 @@
-import type { JobState } from "../job-states.js";
+import { isTerminal, type JobState } from "../job-states.js";
+import type { RelayEnd } from "../relay.js";
 import type { Db } from "./database.js";
 
 export type JobKind = "chat" | "generate";
@@ -115,6 +116,15 @@ export function jobFromRow(row: JobRow): JobRecord {
 export function createJobsStore(db: Db) {
   const byId = db.prepare<[string], JobRow>("SELECT * FROM jobs WHERE id = ?");
   const byIdempotencyKey = db.prepare<[string], JobRow>("SELECT * FROM jobs WHERE idempotency_key = ?");
+  // Narrow reads for the checks that run on every wake-up or poll while a job runs or is followed: they
+  // must not read and parse the request (which may hold megabytes of prompt and images).
+  const stateOf = db.prepare<[string], { state: JobState }>("SELECT state FROM jobs WHERE id = ?");
+  const endingOf = db.prepare<[string], { state: JobState; error: string | null; error_status: number | null }>(
+    "SELECT state, error, error_status FROM jobs WHERE id = ?",
+  );
+  const cancelFlag = db.prepare<[string], { cancel_requested_at: number | null }>(
+    "SELECT cancel_requested_at FROM jobs WHERE id = ?",
+  );
   const queuedByModel = db.prepare<[], { model: string; count: number; oldest_created_at: number }>(
     `SELECT model, COUNT(*) AS count, MIN(created_at) AS oldest_created_at
        FROM jobs WHERE state = 'queued' GROUP BY model ORDER BY model`,
@@ -144,6 +154,24 @@ export function createJobsStore(db: Db) {
     get(id: string): JobRecord | null {
       const row = byId.get(id);
       return row ? jobFromRow(row) : null;
+    },
+    /** The job's state alone (null when it does not exist). */
+    state(id: string): JobState | null {
+      return stateOf.get(id)?.state ?? null;
+    },
+    /** How the job ended, as a relay's `#end` would say it; null while it has not ended (or is gone). */
+    ending(id: string): RelayEnd | null {
+      const row = endingOf.get(id);
+      if (!row || !isTerminal(row.state)) return null;
+      return {
+        state: row.state as RelayEnd["state"],
+        ...(row.error_status !== null ? { status: row.error_status } : {}),
+        ...(row.error !== null ? { error: row.error } : {}),
+      };
+    },
+    /** Whether a caller asked to cancel the job while it runs. */
+    cancelRequested(id: string): boolean {
+      return cancelFlag.get(id)?.cancel_requested_at != null;
     },
     getByIdempotencyKey(key: string): JobRecord | null {
       const row = byIdempotencyKey.get(key);

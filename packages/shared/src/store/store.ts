@@ -5,9 +5,10 @@ import { type Db, openDatabase } from "./database.js";
 import { createJobsStore } from "./jobs.js";
 import { migrate } from "./migrate.js";
 import { createOutboxStore } from "./outbox.js";
+import { createRetentionStore } from "./retention.js";
 import { createTargetStore } from "./target.js";
 import { createTransitionsStore, type TransitionsOptions } from "./transitions.js";
-import { createWorkerLeaseStore } from "./worker-lease.js";
+import { createLeaseCheck, createWorkerLeaseStore } from "./worker-lease.js";
 
 export interface StoreOptions {
   dbPath: string;
@@ -30,9 +31,11 @@ export function openStore(options: StoreOptions) {
     "INSERT INTO meta (key, value) VALUES ('ready_probe_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
   );
   const artifacts = createArtifactsStore(db);
+  const lease = createLeaseCheck(db);
   const transitions = createTransitionsStore(db, {
     now,
     artifacts,
+    lease,
     ...(options.defaultMaxAttempts !== undefined ? { defaultMaxAttempts: options.defaultMaxAttempts } : {}),
     ...(options.onTransition ? { onTransition: options.onTransition } : {}),
   });
@@ -41,10 +44,11 @@ export function openStore(options: StoreOptions) {
     migration,
     jobs: createJobsStore(db),
     transitions,
-    claims: createClaimStore(db, transitions),
+    claims: createClaimStore(db, transitions, lease),
     outbox: createOutboxStore(db, { now }),
     artifacts,
     target: createTargetStore(db),
+    retention: createRetentionStore(db),
     workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
     /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */
     probeWritable(): void {

@@ -13,6 +13,7 @@ import {
   jobFromRow,
   type WebhookTarget,
 } from "./jobs.js";
+import { createLeaseCheck, type LeaseCheck } from "./worker-lease.js";
 
 export interface NewJob {
   kind: JobKind;
@@ -37,18 +38,7 @@ export interface TransitionPatch {
   incrementAttempts?: boolean;
   /** Give the attempt back: the target was unreachable before it answered, so nothing was tried. */
   refundAttempt?: boolean;
-  /**
-   * The worker making the move: it must still hold the worker lease, checked in the same transaction, so a
-   * worker that stalled past the stale bound cannot record the outcome of a job another worker recovered.
-   */
-  workerId?: string;
   reason?: string;
-}
-
-export interface TransitionEvent {
-  jobId: string;
-  type: string;
-  at: number;
 }
 
 const STATE_TIMESTAMP: Record<JobState, string> = {
@@ -73,6 +63,8 @@ export interface TransitionsOptions {
   artifacts?: ArtifactsStore;
   /** Called after each committed transition (creation included, with `from` null): the one log line per move. */
   onTransition?: (job: JobRecord, from: JobState | null, reason: string | undefined) => void;
+  /** The worker lease check every worker move runs (made from `db` when not given). */
+  lease?: LeaseCheck;
 }
 
 export function createTransitionsStore(db: Db, options: TransitionsOptions = {}) {
@@ -174,13 +166,12 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
   );
   const selectActive = db.prepare<[], JobRow>("SELECT * FROM jobs WHERE state IN ('loading', 'working') ORDER BY id");
 
-  const holdsLease = db.prepare<[string], { ok: number }>(
-    "SELECT 1 AS ok FROM worker_lease WHERE id = 1 AND worker_id = ?",
-  );
+  const lease = options.lease ?? createLeaseCheck(db);
 
+  type Mover = string | null;
   const move = db.transaction(
-    (id: string, to: JobState, patch: TransitionPatch): { job: JobRecord; from: JobState } => {
-      if (patch.workerId !== undefined && !holdsLease.get(patch.workerId)) throw new LeaseLostError(patch.workerId, id);
+    (by: Mover, id: string, to: JobState, patch: TransitionPatch): { job: JobRecord; from: JobState } => {
+      if (by !== null) lease.assertHeld(by, id);
       const row = selectJob.get(id);
       if (!row) throw new Error(`job ${id} does not exist`);
       assertTransition(row.state, to, id);
@@ -208,17 +199,17 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
     },
   );
 
-  const requeueTx = db.transaction((id: string, patch: TransitionPatch) => {
+  const requeueTx = db.transaction((by: Mover, id: string, patch: TransitionPatch) => {
     const row = selectJob.get(id);
-    if (row?.cancel_requested_at != null) return move(id, "canceled", { reason: "canceled while running" });
-    return move(id, "queued", patch);
+    if (row?.cancel_requested_at != null) return move(by, id, "canceled", { reason: "canceled while running" });
+    return move(by, id, "queued", patch);
   });
 
   const cancel = db.transaction((id: string): CancelOutcome => {
     const row = selectJob.get(id);
     if (!row) return { outcome: "missing" };
     if (row.state === "queued") {
-      return { outcome: "canceled", job: move(id, "canceled", { reason: "canceled before it started" }).job };
+      return { outcome: "canceled", job: move(null, id, "canceled", { reason: "canceled before it started" }).job };
     }
     if (row.state === "loading" || row.state === "working") {
       const at = now();
@@ -227,6 +218,22 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
     }
     return { outcome: "ended", job: jobFromRow(row) };
   });
+
+  function commit(by: Mover, id: string, to: JobState, patch: TransitionPatch): JobRecord {
+    const { job, from } = move.immediate(by, id, to, patch);
+    options.onTransition?.(job, from, patch.reason);
+    return job;
+  }
+
+  /**
+   * Puts a job back in the queue, unless its cancel was requested while it ran: then it is canceled, so a
+   * cancel answered "requested" is never lost to a requeue (target unreachable, shutdown, recovery).
+   */
+  function commitRequeue(by: Mover, id: string, patch: TransitionPatch): JobRecord {
+    const { job, from } = requeueTx.immediate(by, id, patch);
+    options.onTransition?.(job, from, job.state === "canceled" ? "canceled while running" : patch.reason);
+    return job;
+  }
 
   return {
     /** Commits a new queued job (with its creation history row and job.queued outbox row). */
@@ -244,20 +251,28 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
       for (const job of jobs) options.onTransition?.(job, null, undefined);
       return jobs;
     },
-    /** Moves a job to `to`; throws IllegalTransitionError when the state machine forbids it. */
+    /**
+     * Moves a job to `to`; throws IllegalTransitionError when the state machine forbids it. Unchecked by the
+     * lease: for tests and tools. A worker moves jobs only through `forWorker`.
+     */
     transition(id: string, to: JobState, patch: TransitionPatch = {}): JobRecord {
-      const { job, from } = move.immediate(id, to, patch);
-      options.onTransition?.(job, from, patch.reason);
-      return job;
+      return commit(null, id, to, patch);
+    },
+    /** Puts a job back in the queue (or cancels it when a cancel was requested meanwhile); unchecked. */
+    requeue(id: string, patch: TransitionPatch = {}): JobRecord {
+      return commitRequeue(null, id, patch);
     },
     /**
-     * Puts a job back in the queue, unless its cancel was requested while it ran: then it is canceled, so a
-     * cancel answered "requested" is never lost to a requeue (target unreachable, shutdown, recovery).
+     * The moves a worker may make, each checked against the worker lease in its own transaction (LeaseLostError
+     * when `workerId` no longer holds it), so a worker that stalled past the stale bound cannot record the
+     * outcome of a job another worker recovered.
      */
-    requeue(id: string, patch: TransitionPatch = {}): JobRecord {
-      const { job, from } = requeueTx.immediate(id, patch);
-      options.onTransition?.(job, from, job.state === "canceled" ? "canceled while running" : patch.reason);
-      return job;
+    forWorker(workerId: string): WorkerTransitions {
+      return {
+        workerId,
+        transition: (id, to, patch = {}) => commit(workerId, id, to, patch),
+        requeue: (id, patch = {}) => commitRequeue(workerId, id, patch),
+      };
     },
     /**
      * Cancels a job: a queued one at once (it never starts); a running one is marked, and the worker, which
@@ -280,15 +295,11 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
 
 export type TransitionsStore = ReturnType<typeof createTransitionsStore>;
 
-/** A worker tried to move a job after another worker took the lease over; nothing was written. */
-export class LeaseLostError extends Error {
-  constructor(
-    readonly workerId: string,
-    readonly jobId: string,
-  ) {
-    super(`worker ${workerId} no longer holds the worker lease; job ${jobId} left as it is`);
-    this.name = "LeaseLostError";
-  }
+/** A worker's handle on job moves: every one is checked against the worker lease. */
+export interface WorkerTransitions {
+  readonly workerId: string;
+  transition(id: string, to: JobState, patch?: TransitionPatch): JobRecord;
+  requeue(id: string, patch?: TransitionPatch): JobRecord;
 }
 
 export type CancelOutcome =

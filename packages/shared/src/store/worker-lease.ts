@@ -38,6 +38,41 @@ const toHolder = (r: LeaseRow): LeaseHolder => ({
   residentModel: r.resident_model,
 });
 
+/** A worker tried to move a job after another worker took the lease over; nothing was written. */
+export class LeaseLostError extends Error {
+  constructor(
+    readonly workerId: string,
+    readonly jobId: string | null,
+  ) {
+    super(
+      `worker ${workerId} no longer holds the worker lease; ${jobId ? `job ${jobId} left as it is` : "nothing claimed"}`,
+    );
+    this.name = "LeaseLostError";
+  }
+}
+
+/**
+ * The one lease check. Every move a worker makes (claim, working, done, failed, canceled, requeue, and
+ * recovery's moves) runs it inside the move's own transaction, so a worker that stalled past the stale
+ * bound while a standby took over cannot record anything about a job the new worker now owns.
+ */
+export function createLeaseCheck(db: Db) {
+  const holdsLease = db.prepare<[string], { ok: number }>(
+    "SELECT 1 AS ok FROM worker_lease WHERE id = 1 AND worker_id = ?",
+  );
+  return {
+    holds(workerId: string): boolean {
+      return holdsLease.get(workerId) !== undefined;
+    },
+    /** Throws LeaseLostError unless `workerId` holds the lease; call inside the write's transaction. */
+    assertHeld(workerId: string, jobId: string | null): void {
+      if (holdsLease.get(workerId) === undefined) throw new LeaseLostError(workerId, jobId);
+    },
+  };
+}
+
+export type LeaseCheck = ReturnType<typeof createLeaseCheck>;
+
 /** Whether a process id on this host is alive; `kill(pid, 0)` sends nothing, it only checks. */
 export function isProcessAlive(pid: number): boolean {
   try {

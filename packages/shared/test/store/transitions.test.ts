@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { IllegalTransitionError } from "../../src/errors.js";
 import { openStore, type Store } from "../../src/store/store.js";
-import { LeaseLostError } from "../../src/store/transitions.js";
+import { LeaseLostError } from "../../src/store/worker-lease.js";
 import { fakeClock, tempDbPath } from "./helpers.js";
 
 const chat = {
@@ -128,13 +128,14 @@ describe("store/transitions: the worker lease guard", () => {
     const store = openStore({ dbPath: tempDbPath() });
     store.workerLease.tryAcquire({ workerId: "w1", pid: 1, hostname: "h" });
     const job = store.transitions.createJob(chat);
-    store.transitions.transition(job.id, "loading", { incrementAttempts: true, workerId: "w1" });
+    const w1 = store.transitions.forWorker("w1");
+    w1.transition(job.id, "loading", { incrementAttempts: true });
     // w1 stalls; w2 takes over the lease (stale takeover is the lease store's business, simulated here).
     store.db.prepare("UPDATE worker_lease SET worker_id = 'w2'").run();
-    expect(() => store.transitions.transition(job.id, "working", { workerId: "w1" })).to.throw(LeaseLostError);
-    expect(() => store.transitions.requeue(job.id, { workerId: "w1" })).to.throw(LeaseLostError);
+    expect(() => w1.transition(job.id, "working")).to.throw(LeaseLostError);
+    expect(() => w1.requeue(job.id)).to.throw(LeaseLostError);
     expect(store.jobs.get(job.id)?.state).to.equal("loading");
-    expect(store.transitions.transition(job.id, "working", { workerId: "w2" }).state).to.equal("working");
+    expect(store.transitions.forWorker("w2").transition(job.id, "working").state).to.equal("working");
     store.close();
   });
 });

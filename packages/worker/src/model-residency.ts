@@ -1,0 +1,71 @@
+import { type Logger, normalizeModelName, sameModel } from "@foreman/shared";
+import type { TargetClient } from "./target-client.js";
+
+export interface ModelResidencyDeps {
+  client: Pick<TargetClient, "ps" | "hasModel" | "unload">;
+  logger: Logger;
+  /** The always-resident embedder: never unloaded, never counted as the worker model. */
+  embedModel: string | undefined;
+  /** Called when the worker asks the target to switch to another worker model (a load will follow). */
+  onModelSwitch?: (from: string | null, to: string) => void;
+}
+
+/**
+ * The one owner of "which worker model the target holds". The target runs with two model slots: the
+ * embedder, pinned, and one rotating worker model. Before a job of another model runs, the previous worker
+ * model is unloaded first, so that when the target loads the new one it is never the embedder that gets
+ * evicted. What is resident is only known for sure after the target has answered a job; after a start or
+ * an interruption it is asked (`/api/ps`).
+ */
+export function createModelResidency(deps: ModelResidencyDeps) {
+  const { client, logger } = deps;
+  /** The worker model the target holds, or null when unknown (then /api/ps is asked before the next switch). */
+  let resident: string | null = null;
+
+  async function discover(): Promise<string | null> {
+    try {
+      const ps = await client.ps();
+      const workerModel = ps.models.find((m) => !sameModel(m.name, deps.embedModel));
+      return workerModel ? normalizeModelName(workerModel.name) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  return {
+    /** The worker model believed resident (null when unknown); the drain prefers its jobs. */
+    resident: (): string | null => resident,
+
+    /** Gets the target ready for a job of `model`: unloads the previous worker model when it differs. */
+    async prepareFor(model: string): Promise<void> {
+      if (resident === null) resident = await discover();
+      if (resident !== null && sameModel(resident, model)) return;
+      const previous = resident;
+      // Don't give up the loaded model for one the target does not have: the job will fail with the
+      // target's own 404, and the next job for the resident model should not pay a reload.
+      if (previous !== null && !(await client.hasModel(model))) return;
+      if (previous !== null && !sameModel(previous, deps.embedModel)) {
+        try {
+          await client.unload(previous);
+          logger.info("model unloaded", { model: previous, next_model: model });
+        } catch (err) {
+          logger.warn("model unload failed", { model: previous, error: (err as Error).message });
+        }
+      }
+      deps.onModelSwitch?.(previous, model);
+      resident = null;
+    },
+
+    /** The target answered a job of `model`: it holds that model now. */
+    answered(model: string): void {
+      resident = normalizeModelName(model);
+    },
+
+    /** The run broke off (target lost, worker error): what the target holds is unknown until asked again. */
+    forget(): void {
+      resident = null;
+    },
+  };
+}
+
+export type ModelResidency = ReturnType<typeof createModelResidency>;
