@@ -13,34 +13,37 @@ import {
 } from "@foreman/shared";
 
 import { cancelJob } from "./jobs/cancel.js";
+import { queuePositions } from "./jobs/queue-position.js";
+import { contentTypeFor, emptyChunk, requestedFraming, waitLimitError } from "./sync-wait.js";
 
 export interface RelayResponseDeps {
-  config: Pick<ForemanConfig, "dataDir" | "relayPollMs">;
+  config: Pick<ForemanConfig, "dataDir" | "relayPollMs" | "syncWaitMs" | "syncKeepaliveMs" | "starvationMs">;
   store: Store;
   logger: Logger;
   wake: () => void;
 }
 
 /**
- * Answers a synchronous caller from its job's relay, exactly as the target answered the worker: no header
- * is sent before the worker's first event (the target's status and content type, or its error), then each
- * chunk as it lands: NDJSON lines as they are, SSE events re-framed, or the one JSON body. A caller who goes
- * away cancels the job (SPEC §5.1).
+ * Answers a synchronous caller from its job's relay, exactly as the target answered the worker. By default
+ * no header is sent before the worker's first event (the target's status and content type, or its error),
+ * so errors keep their status; with the early answer on (`syncKeepaliveMs`), headers with the job id and
+ * queue position go out at once, then an empty chunk at that interval while the job waits, and an error
+ * arrives as the stream's final error object. Then each chunk as it lands: NDJSON lines as they are, SSE
+ * events re-framed, or the one JSON body. A job that has not started within `syncWaitMs` is canceled and
+ * its caller told why; a caller who goes away cancels the job.
  */
 export async function answerFromRelay(
   deps: RelayResponseDeps,
   job: JobRecord,
   res: http.ServerResponse,
 ): Promise<void> {
-  const { store } = deps;
+  const { store, config } = deps;
   res.setHeader("X-Foreman-Job-Id", job.id);
   const controller = new AbortController();
   let settled = false;
-  const callerLeft = () => {
-    if (settled || controller.signal.aborted) return;
-    controller.abort();
+  const cancel = () => {
     try {
-      cancelJob({ store, dataDir: deps.config.dataDir, wake: deps.wake, logger: deps.logger }, job.id);
+      cancelJob({ store, dataDir: config.dataDir, wake: deps.wake, logger: deps.logger }, job.id);
     } catch (err) {
       deps.logger.warn("could not cancel the job of a departed caller", {
         job_id: job.id,
@@ -48,42 +51,84 @@ export async function answerFromRelay(
       });
     }
   };
+  const callerLeft = () => {
+    if (settled || controller.signal.aborted) return;
+    controller.abort();
+    cancel();
+  };
   res.on("close", callerLeft);
 
   // The caller may have gone while the job was being committed, before the listener above existed.
   if (res.destroyed || res.closed) callerLeft();
 
   let framing: RelayFraming = "ndjson";
-  for await (const batch of followJobRelay(deps.config.dataDir, job.id, {
-    pollMs: deps.config.relayPollMs,
-    signal: controller.signal,
-    jobs: store.jobs,
-  })) {
-    let out = "";
-    for (const item of batch) {
-      if (item.kind === "start") {
-        // A requeued job starts again; a sync caller only ever sees its first start.
-        if (res.headersSent) continue;
-        const contentType = item.start.content_type;
-        framing = relayFraming(contentType);
-        res.writeHead(item.start.status, {
-          "content-type": contentType,
-          ...(framing === "sse" ? { "cache-control": "no-cache" } : {}),
-        });
-      } else if (item.kind === "data") {
-        out += frameRelayData(framing, item.line);
-      } else {
-        settled = true;
-        finish(res, framing, item.end, out);
-        return;
+  let keepalive: NodeJS.Timeout | undefined;
+  if (config.syncKeepaliveMs > 0 && !controller.signal.aborted) {
+    framing = requestedFraming(job);
+    const position = queuePositions(store, config.starvationMs).get(job.id);
+    res.writeHead(200, {
+      "content-type": contentTypeFor(framing),
+      ...(framing === "sse" ? { "cache-control": "no-cache" } : {}),
+      ...(position !== undefined ? { "X-Foreman-Queue-Position": String(position) } : {}),
+    });
+    res.flushHeaders();
+    keepalive = setInterval(() => {
+      if (!res.writableEnded && !res.destroyed) res.write(emptyChunk(job, framing));
+    }, config.syncKeepaliveMs);
+  }
+  let started = false;
+  const waitLimit = setTimeout(() => {
+    if (started || settled || controller.signal.aborted) return;
+    const position = queuePositions(store, config.starvationMs).get(job.id);
+    const { status, error } = waitLimitError(store, job, config.syncWaitMs, position);
+    settled = true;
+    controller.abort();
+    cancel();
+    deps.logger.warn("synchronous job did not start in time; canceled", { job_id: job.id, status, error });
+    finish(res, framing, { state: "failed", status, error }, "");
+  }, config.syncWaitMs);
+  const stopWaiting = () => {
+    clearTimeout(waitLimit);
+    clearInterval(keepalive);
+  };
+
+  try {
+    for await (const batch of followJobRelay(config.dataDir, job.id, {
+      pollMs: config.relayPollMs,
+      signal: controller.signal,
+      jobs: store.jobs,
+    })) {
+      let out = "";
+      for (const item of batch) {
+        if (item.kind === "start") {
+          started = true;
+          stopWaiting();
+          // A requeued job starts again; a sync caller only ever sees its first start.
+          if (res.headersSent) continue;
+          const contentType = item.start.content_type;
+          framing = relayFraming(contentType);
+          res.writeHead(item.start.status, {
+            "content-type": contentType,
+            ...(framing === "sse" ? { "cache-control": "no-cache" } : {}),
+          });
+        } else if (item.kind === "data") {
+          out += frameRelayData(framing, item.line);
+        } else {
+          settled = true;
+          finish(res, framing, item.end, out);
+          return;
+        }
       }
+      if (out) res.write(out);
     }
-    if (out) res.write(out);
+  } finally {
+    stopWaiting();
   }
   settled = true;
 }
 
 function finish(res: http.ServerResponse, framing: RelayFraming, end: RelayEnd, pending: string): void {
+  if (res.writableEnded) return;
   if (!res.headersSent) {
     const status = end.status ?? (end.state === "canceled" ? 499 : end.state === "done" ? 200 : 500);
     const body = end.body ?? JSON.stringify({ error: end.error ?? `job ${end.state}` });

@@ -31,6 +31,9 @@ export interface ForemanConfig {
   readonly starvationMs: number;
   readonly maxAttempts: number;
   readonly relayPollMs: number;
+  readonly syncWaitMs: number;
+  readonly syncKeepaliveMs: number;
+  readonly targetDownProbeMaxMs: number;
   readonly shutdownGraceMs: number;
   readonly webhookTimeoutMs: number;
   readonly webhookRetryBaseMs: number;
@@ -199,6 +202,24 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: durationMs(10).default(250),
     example: "250",
     doc: "a gateway's fallback poll of a relay it follows; a file-system watch normally wakes it at once (ms)",
+  },
+  FOREMAN_SYNC_WAIT_MS: {
+    field: "syncWaitMs",
+    schema: durationMs(100).default(300_000),
+    example: "300000",
+    doc: "a synchronous chat or generate whose job has not started within this gets a 503/504 error and its job is canceled (ms)",
+  },
+  FOREMAN_SYNC_KEEPALIVE_MS: {
+    field: "syncKeepaliveMs",
+    schema: Joi.number().integer().min(0).max(3_600_000).default(0),
+    example: "10000",
+    doc: "0: headers wait for the job to start (errors keep their status); >0: headers with the job id at once, then an empty chunk this often while the job waits (ms)",
+  },
+  FOREMAN_TARGET_DOWN_PROBE_MAX_MS: {
+    field: "targetDownProbeMaxMs",
+    schema: durationMs(50).default(2000),
+    example: "2000",
+    doc: "while the target is down the worker probes it with backoff up to this interval, and claims nothing until it answers (ms)",
   },
   FOREMAN_SHUTDOWN_GRACE_MS: {
     field: "shutdownGraceMs",

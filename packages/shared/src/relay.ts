@@ -135,14 +135,14 @@ export function frameRelayData(framing: RelayFraming, line: string): string {
 /**
  * What closes a stream whose headers are already sent: SSE's `[DONE]` after success; after a failure the
  * status cannot change any more, so the stream ends with an error object, as Ollama does when generation
- * fails mid-stream (OpenAI's error shape for SSE).
+ * fails mid-stream (OpenAI's error shape for SSE). A whole answer is written in one piece when it is
+ * complete, so a failed one has sent no body yet (only an early answer's whitespace): the error object is it.
  */
 export function frameRelayEnd(framing: RelayFraming, end: RelayEnd): string {
   if (end.state === "done") return framing === "sse" ? "data: [DONE]\n\n" : "";
   const error = end.error ?? `job ${end.state}`;
-  if (framing === "ndjson") return `${JSON.stringify({ error })}\n`;
   if (framing === "sse") return `data: ${JSON.stringify({ error: { message: error, type: "api_error" } })}\n\n`;
-  return "";
+  return `${JSON.stringify({ error })}\n`;
 }
 
 /** The data lines of a job's last attempt (everything after the last `#start`): the transcript artifact. */

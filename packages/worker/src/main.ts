@@ -88,6 +88,8 @@ const poller = createTargetPoller({
   logger,
   intervalMs: config.pollMs,
   embedModel: config.embedModel,
+  downProbeMaxMs: config.targetDownProbeMaxMs,
+  queuedCount: () => store.jobs.queuedCount(),
   onUp: () => queue?.targetUp(),
 });
 
@@ -121,6 +123,8 @@ queue = createQueueRunner({
   isActive: () => leadership.isActive(),
   pollMs: config.queuePollMs,
   starvationMs: config.starvationMs,
+  targetUp: () => poller.isUp(),
+  onUnreachable: () => poller.markDown("a job could not reach the target"),
 });
 // A gateway's wake-up may mean a new job, a cancel, or a new outbox row (a job created or canceled there).
 const stopWatching = watchWakes(config.dataDir, () => {

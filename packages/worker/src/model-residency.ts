@@ -6,7 +6,10 @@ export interface ModelResidencyDeps {
   logger: Logger;
   /** The always-resident embedder: never unloaded, never counted as the worker model. */
   embedModel: string | undefined;
-  /** Called when the worker asks the target to switch to another worker model (a load will follow). */
+  /**
+   * Called when the target answered a job of another worker model than the one it answered last: a load
+   * happened. Counted from answers, not attempts, so a target that is down counts no loads.
+   */
   onModelSwitch?: (from: string | null, to: string) => void;
 }
 
@@ -21,12 +24,16 @@ export function createModelResidency(deps: ModelResidencyDeps) {
   const { client, logger } = deps;
   /** The worker model the target holds, or null when unknown (then /api/ps is asked before the next switch). */
   let resident: string | null = null;
+  /** The worker model the target last answered for (or was seen holding): a different answer is a load. */
+  let lastLoaded: string | null = null;
 
   async function discover(): Promise<string | null> {
     try {
       const ps = await client.ps();
       const workerModel = ps.models.find((m) => !sameModel(m.name, deps.embedModel));
-      return workerModel ? normalizeModelName(workerModel.name) : null;
+      const found = workerModel ? normalizeModelName(workerModel.name) : null;
+      lastLoaded = found;
+      return found;
     } catch {
       return null;
     }
@@ -52,13 +59,14 @@ export function createModelResidency(deps: ModelResidencyDeps) {
           logger.warn("model unload failed", { model: previous, error: (err as Error).message });
         }
       }
-      deps.onModelSwitch?.(previous, model);
       resident = null;
     },
 
     /** The target answered a job of `model`: it holds that model now. */
     answered(model: string): void {
-      resident = normalizeModelName(model);
+      const loaded = normalizeModelName(model);
+      if (lastLoaded === null || !sameModel(lastLoaded, loaded)) deps.onModelSwitch?.(lastLoaded, loaded);
+      resident = lastLoaded = loaded;
     },
 
     /** The run broke off (target lost, worker error): what the target holds is unknown until asked again. */

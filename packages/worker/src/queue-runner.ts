@@ -11,32 +11,33 @@ export interface QueueRunnerOptions {
   isActive: () => boolean;
   pollMs: number;
   starvationMs: number;
+  /** False while the target is known to be down: nothing is claimed until it answers again. */
+  targetUp: () => boolean;
+  /** A job found the target unreachable (the job is queued again; the target is down from now on). */
+  onUnreachable: () => void;
   /** How often a running job's cancel flag is re-read even without a wake-up (bounds cancel latency). */
   cancelCheckMs?: number;
   now?: () => number;
 }
 
-const BACKOFF_START_MS = 250;
-const BACKOFF_MAX_MS = 5000;
-
 /**
  * The claim loop: runs exactly one job at a time, in drain-by-model order, for as long as jobs are queued.
- * It is woken by `kick()` (a gateway's wake-up, the target coming back) and by a slow fallback poll, and it
- * backs off exponentially while the target is unreachable, spending no attempt (SPEC §2.4).
+ * It is woken by `kick()` (a gateway's wake-up, the target coming back) and by a slow fallback poll. While
+ * the target is down it claims nothing: a job that finds the target gone goes back to the queue once, and
+ * the loop waits for the target poller to see the target up (`targetUp()`), so an outage costs no state
+ * events, model switches or attempts, however long it lasts.
  */
 export function createQueueRunner(options: QueueRunnerOptions) {
   const { store, runner, logger } = options;
   const now = options.now ?? Date.now;
   let draining: Promise<void> | null = null;
   let stopping = false;
-  let backoffMs = 0;
-  let backoffUntil = 0;
   let pollTimer: NodeJS.Timeout | undefined;
   let cancelTimer: NodeJS.Timeout | undefined;
   let rerun = false;
 
   async function drain(): Promise<void> {
-    while (!stopping && options.isActive() && now() >= backoffUntil) {
+    while (!stopping && options.isActive() && options.targetUp()) {
       rerun = false;
       const job = store.claims.claimNext({
         workerId: options.workerId,
@@ -51,13 +52,9 @@ export function createQueueRunner(options: QueueRunnerOptions) {
       // run() settles every job it was given, unexpected errors included (job-runner's failUnexpectedly).
       const outcome: RunOutcome = await runner.run(job);
       if (outcome === "unreachable") {
-        backoffMs = backoffMs === 0 ? BACKOFF_START_MS : Math.min(backoffMs * 2, BACKOFF_MAX_MS);
-        backoffUntil = now() + backoffMs;
-        logger.debug("target unreachable; backing off", { backoff_ms: backoffMs });
-        setTimeout(kick, backoffMs).unref();
+        options.onUnreachable();
         return;
       }
-      backoffMs = 0;
     }
   }
 
@@ -79,10 +76,8 @@ export function createQueueRunner(options: QueueRunnerOptions) {
 
   return {
     kick,
-    /** The target is back: retry at once instead of waiting out the backoff. */
+    /** The target is back: claim at once. */
     targetUp(): void {
-      backoffMs = 0;
-      backoffUntil = 0;
       kick();
     },
     start(): void {

@@ -8,8 +8,14 @@ export interface TargetPollerOptions {
   intervalMs: number;
   embedModel: string | undefined;
   now?: () => number;
+  random?: () => number;
   /** Called when the target becomes reachable again (the queue retries at once). */
   onUp?: () => void;
+  /** While the target is down it is probed with capped exponential backoff and jitter up to this (ms). */
+  downProbeMaxMs?: number;
+  /** How many jobs wait: while the target is down, said in the log at most once per `waitLogEveryMs`. */
+  queuedCount?: () => number;
+  waitLogEveryMs?: number;
 }
 
 export interface PollResult {
@@ -29,10 +35,60 @@ export interface PollResult {
 export function createTargetPoller(options: TargetPollerOptions) {
   const { client, store, logger } = options;
   const now = options.now ?? Date.now;
+  const random = options.random ?? Math.random;
+  const downProbeMaxMs = options.downProbeMaxMs ?? 2000;
+  const waitLogEveryMs = options.waitLogEveryMs ?? 60_000;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let lastReachable: boolean | null = null;
+  let downSince: number | null = null;
+  let lastWaitLogAt = 0;
+  let probeDelayMs = 0;
   let inFlight: Promise<PollResult> | null = null;
+
+  /** Records an up/down change, logging it once: down with the error, up with how long it was down. */
+  function observe(reachable: boolean, result: Pick<PollResult, "version" | "resident" | "error">): void {
+    if (reachable === lastReachable) return;
+    const previous = lastReachable;
+    lastReachable = reachable;
+    if (reachable) {
+      const downForMs = downSince === null ? null : now() - downSince;
+      downSince = null;
+      probeDelayMs = 0;
+      logger.info("target up", {
+        url: client.baseUrl,
+        version: result.version,
+        resident: result.resident.map((m) => m.name),
+        ...(downForMs !== null ? { down_for_ms: downForMs } : {}),
+      });
+      if (previous === false) options.onUp?.();
+    } else {
+      downSince = now();
+      lastWaitLogAt = downSince;
+      logger.warn("target down", { url: client.baseUrl, error: result.error });
+    }
+  }
+
+  /** While down: says how many jobs wait and since when, at most once per period (not on every probe). */
+  function reportWaiting(): void {
+    if (lastReachable !== false || downSince === null || !options.queuedCount) return;
+    if (now() - lastWaitLogAt < waitLogEveryMs) return;
+    const waiting = options.queuedCount();
+    if (waiting === 0) return;
+    lastWaitLogAt = now();
+    logger.warn("jobs waiting for the target", {
+      queued: waiting,
+      down_since: new Date(downSince).toISOString(),
+      down_for_ms: now() - downSince,
+    });
+  }
+
+  /** The next poll: the regular interval while up; capped exponential backoff with jitter while down. */
+  function nextDelayMs(): number {
+    if (lastReachable !== false) return options.intervalMs;
+    probeDelayMs = probeDelayMs === 0 ? 250 : Math.min(probeDelayMs * 2, downProbeMaxMs);
+    return Math.round(probeDelayMs * (0.5 + random() / 2));
+  }
 
   async function poll(): Promise<PollResult> {
     let result: PollResult;
@@ -72,19 +128,8 @@ export function createTargetPoller(options: TargetPollerOptions) {
       lastCheckedAt: now(),
       lastError: result.error,
     });
-    if (result.reachable !== lastReachable) {
-      if (result.reachable) {
-        if (lastReachable === false) options.onUp?.();
-        logger.info("target up", {
-          url: client.baseUrl,
-          version: result.version,
-          resident: result.resident.map((m) => m.name),
-        });
-      } else {
-        logger.warn("target down", { url: client.baseUrl, error: result.error });
-      }
-      lastReachable = result.reachable;
-    }
+    observe(result.reachable, result);
+    reportWaiting();
     return result;
   }
 
@@ -97,16 +142,30 @@ export function createTargetPoller(options: TargetPollerOptions) {
   }
 
   function schedule(): void {
+    if (timer) clearTimeout(timer);
     timer = setTimeout(async () => {
+      timer = undefined;
       await runOnce().catch((err: unknown) => logger.warn("target poll failed", { error: String(err) }));
-      if (running) schedule();
-    }, options.intervalMs);
+      if (running && !timer) schedule();
+    }, nextDelayMs());
   }
 
   return {
     runOnce,
-    /** Whether the last poll reached the target (null before the first one). */
-    isReachable: () => lastReachable,
+    /** False only while the target is known to be down: the queue claims nothing then. */
+    isUp: () => lastReachable !== false,
+    /** When the target went down (null while up). */
+    downSince: () => downSince,
+    /**
+     * A job found the target unreachable: it is down now, without waiting for the next regular poll, and
+     * is probed with backoff from here on until it answers.
+     */
+    markDown(error: string): void {
+      if (lastReachable === false) return;
+      store.target.record({ reachable: false, version: null, resident: [], lastCheckedAt: now(), lastError: error });
+      observe(false, { version: null, resident: [], error });
+      if (running) schedule();
+    },
     start(): void {
       if (running) return;
       running = true;

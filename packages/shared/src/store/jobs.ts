@@ -122,6 +122,9 @@ export function createJobsStore(db: Db) {
   const endingOf = db.prepare<[string], { state: JobState; error: string | null; error_status: number | null }>(
     "SELECT state, error, error_status FROM jobs WHERE id = ?",
   );
+  const queuedTotal = db.prepare<[], { count: number }>(
+    "SELECT COUNT(*) AS count FROM jobs INDEXED BY jobs_queued_by_model WHERE state = 'queued'",
+  );
   const cancelFlag = db.prepare<[string], { cancel_requested_at: number | null }>(
     "SELECT cancel_requested_at FROM jobs WHERE id = ?",
   );
@@ -168,6 +171,10 @@ export function createJobsStore(db: Db) {
         ...(row.error_status !== null ? { status: row.error_status } : {}),
         ...(row.error !== null ? { error: row.error } : {}),
       };
+    },
+    /** How many jobs are queued (a count over the queued-only index). */
+    queuedCount(): number {
+      return queuedTotal.get()?.count ?? 0;
     },
     /** Whether a caller asked to cancel the job while it runs. */
     cancelRequested(id: string): boolean {
