@@ -79,9 +79,9 @@ export class Proc {
     });
   }
 
-  /** Waits for a JSON log line whose message contains `text` (and optional field values). */
-  async waitForLog(text: string, timeoutMs = 10_000): Promise<LogLine> {
-    const line = await this.waitForLine((l) => parse(l)?.message?.includes(text) === true, timeoutMs);
+  /** Waits for a JSON log line whose message contains `text`, among lines from index `from` on. */
+  async waitForLog(text: string, timeoutMs = 10_000, from = 0): Promise<LogLine> {
+    const line = await this.waitForLine((l) => parse(l)?.message?.includes(text) === true, timeoutMs, from);
     return parse(line)!;
   }
 
