@@ -237,6 +237,35 @@ describe("e2e: kill -9 of the worker mid-job", function () {
     db.close();
   });
 
+  it("a sync job whose caller has received nothing (killed while its model loads) is requeued and answered in full", async () => {
+    const slow = await startSimulator({
+      models: [{ name: "slowload:latest", loadMs: 3000, tokensPerSecond: 500, family: "llama" }],
+    });
+    try {
+      const f = await foreman({ ollamaUrl: slow.url });
+      await f.startGateway();
+      const first = f.startWorker({}, "worker-1");
+      await first.waitForLog("active worker");
+      const loading = simEvent(slow, (e) => e.type === "load" && e.model.startsWith("slowload"));
+      const answer = fetch(`${f.url}/api/chat`, {
+        method: "POST",
+        body: JSON.stringify({ model: "slowload", messages: [{ role: "user", content: "load" }], stream: false }),
+      });
+      await loading;
+      await first.kill("SIGKILL");
+      const second = f.startWorker({}, "worker-2");
+      await second.waitForLog("recovered interrupted jobs");
+      const res = await answer;
+      expect(res.status).to.equal(200);
+      expect(((await res.json()) as { done: boolean }).done).to.equal(true);
+      const db = openDb(f.dataDir);
+      expect(db.job(res.headers.get("x-foreman-job-id")!)).to.include({ state: "done", attempts: 2 });
+      db.close();
+    } finally {
+      await slow.close();
+    }
+  });
+
   it("an async job is requeued with attempts + 1 and then completes", async () => {
     const f = await foreman({ ollamaUrl: sim.url });
     await f.startGateway();

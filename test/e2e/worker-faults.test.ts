@@ -5,17 +5,22 @@ import { type Simulator, startSimulator } from "../../packages/ollama-sim/src/in
 import { openDb } from "./db.js";
 import { foreman, stopAll } from "./harness.js";
 
-/** A target that answers like Ollama except that its chat stream carries a line that is not JSON. */
-async function startBrokenTarget() {
+/** A target that answers like Ollama except for what `chat` does with a chat request. */
+async function startBrokenTarget(
+  chat: (res: http.ServerResponse) => void = (res) => {
+    // A stream that carries a line that is not JSON.
+    res.writeHead(200, { "content-type": "application/x-ndjson" });
+    res.write('{"model":"m","message":{"role":"assistant","content":"ok"},"done":false}\n');
+    res.end("<html>proxy error</html>\n");
+  },
+) {
   const server = http.createServer((req, res) => {
     req.resume();
     req.on("end", () => {
       if (req.url === "/api/version") return void res.end('{"version":"0.0.0"}');
       if (req.url === "/api/ps") return void res.end('{"models":[]}');
       if (req.url === "/api/show") return void res.end("{}");
-      res.writeHead(200, { "content-type": "application/x-ndjson" });
-      res.write('{"model":"m","message":{"role":"assistant","content":"ok"},"done":false}\n');
-      res.end("<html>proxy error</html>\n");
+      chat(res);
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -46,6 +51,69 @@ describe("e2e: the worker survives what targets do wrong", function () {
           .to.have.property("error")
           .that.matches(/target connection lost mid-generation/);
       }
+      expect(worker.child.exitCode).to.equal(null);
+    } finally {
+      target.close();
+    }
+  });
+
+  it("an HTML page answered with 200 fails the job with a 502 before the caller sees a success", async () => {
+    const target = await startBrokenTarget((res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<html><body>Sign in to the hotel Wi-Fi</body></html>");
+    });
+    try {
+      const f = await foreman({ ollamaUrl: target.url });
+      await f.startGateway();
+      await f.startWorker().waitForLog("active worker");
+      const res = await fetch(`${f.url}/api/chat`, {
+        method: "POST",
+        body: JSON.stringify({ model: "m", messages: [] }),
+      });
+      expect(res.status).to.equal(502);
+      expect(((await res.json()) as { error: string }).error).to.match(/content type text\/html, not an Ollama answer/);
+      const db = openDb(f.dataDir);
+      expect(db.job(res.headers.get("x-foreman-job-id")!)?.state).to.equal("failed");
+      db.close();
+    } finally {
+      target.close();
+    }
+  });
+
+  it("a line with no end from the target is cut at the line limit; the heartbeat and the next job go on", async () => {
+    const block = "x".repeat(64 * 1024);
+    let served = 0;
+    const target = await startBrokenTarget((res) => {
+      served++;
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      if (served > 1) {
+        res.end('{"model":"m","message":{"role":"assistant","content":"fine"},"done":true}\n');
+        return;
+      }
+      // Writes until the worker gives up on the line (a socket it closes ends the loop).
+      const pump = () => {
+        while (!res.destroyed && res.write(block));
+        if (!res.destroyed) res.once("drain", pump);
+      };
+      res.on("close", () => res.removeAllListeners("drain"));
+      pump();
+    });
+    try {
+      const f = await foreman({ ollamaUrl: target.url, env: { FOREMAN_TARGET_LINE_LIMIT: "1mb" } });
+      await f.startGateway();
+      const worker = f.startWorker();
+      await worker.waitForLog("active worker");
+      const first = await fetch(`${f.url}/api/chat`, {
+        method: "POST",
+        body: JSON.stringify({ model: "m", messages: [] }),
+      });
+      const lines = (await first.text()).trimEnd().split("\n");
+      expect(JSON.parse(lines.at(-1)!).error).to.match(/longer than 1048576 characters/);
+      const second = await fetch(`${f.url}/api/chat`, {
+        method: "POST",
+        body: JSON.stringify({ model: "m", messages: [], stream: false }),
+      });
+      expect(((await second.json()) as { message: { content: string } }).message.content).to.equal("fine");
       expect(worker.child.exitCode).to.equal(null);
     } finally {
       target.close();
@@ -104,5 +172,48 @@ describe("e2e: the worker survives what targets do wrong", function () {
       expect(unloads).to.include("llama3.2:latest:requested");
       expect(unloads.some((u) => u.startsWith(embedder))).to.equal(false);
     });
+  });
+});
+
+describe("e2e: a gateway stopped during a long synchronous stream", function () {
+  this.timeout(30_000);
+  afterEach(stopAll);
+
+  it("drains for its grace period, then ends the stream with an error line and cancels the job", async () => {
+    const sim = await startSimulator({ loadMs: 5, tokensPerSecond: 20 });
+    try {
+      const f = await foreman({ ollamaUrl: sim.url, env: { FOREMAN_SHUTDOWN_GRACE_MS: "500" } });
+      const gateway = await f.startGateway();
+      const worker = f.startWorker();
+      await worker.waitForLog("active worker");
+      const res = await fetch(`${f.url}/api/chat`, {
+        method: "POST",
+        body: JSON.stringify({
+          model: "llama3.2",
+          messages: [{ role: "user", content: "long" }],
+          options: { num_predict: 2000 },
+        }),
+      });
+      const id = res.headers.get("x-foreman-job-id")!;
+      const reader = res.body!.getReader();
+      await reader.read();
+      const exited = gateway.kill("SIGTERM");
+      let text = "";
+      const decoder = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+      }
+      const last = JSON.parse(text.trimEnd().split("\n").at(-1)!);
+      expect(last).to.deep.equal({ error: "the gateway is shutting down; job canceled" });
+      expect((await exited).code).to.equal(0);
+      await worker.waitForLine((l) => l.includes(id) && l.includes("canceled while running"));
+      const db = openDb(f.dataDir);
+      expect(db.job(id)?.state).to.equal("canceled");
+      db.close();
+    } finally {
+      await sim.close();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { createJobBatcher, type JobBatcher } from "./jobs/job-batcher.js";
 import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
 import { errorHandler, notFoundHandler } from "./middleware/errors.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
+import type { ResponseDrain } from "./response-drain.js";
 import { generationRoutes } from "./routes/generation.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobsRoutes } from "./routes/jobs.js";
@@ -21,6 +22,8 @@ export interface AppDeps {
   wake: () => void;
   /** Group commit for new jobs; one is made when not given. */
   batcher?: JobBatcher;
+  /** Open long-lived responses, ended by a shutdown after its grace period. */
+  drain?: ResponseDrain;
 }
 
 /** Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. */

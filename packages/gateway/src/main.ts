@@ -11,6 +11,7 @@ import {
 } from "@foreman/shared";
 import { createRequestListener } from "./app.js";
 import { createTargetProxy } from "./proxy/target-proxy.js";
+import { createResponseDrain } from "./response-drain.js";
 
 const config = loadConfigOrExit("gateway");
 const logger = createLoggerFromConfig(config, "gateway");
@@ -32,7 +33,8 @@ const proxy = createTargetProxy({
   logger,
 });
 const waker = createWaker(config.dataDir);
-const server = http.createServer(createRequestListener({ config, store, logger, proxy, wake: waker.wake }));
+const drain = createResponseDrain();
+const server = http.createServer(createRequestListener({ config, store, logger, proxy, wake: waker.wake, drain }));
 server.on("error", (err) => {
   logger.error("cannot listen", { host: config.host, port: config.port, error: err.message });
   store.close();
@@ -45,12 +47,23 @@ server.listen(config.port, config.host, () => {
 // Streams stay open as long as a job runs; only idle sockets are timed out.
 server.keepAliveTimeout = 65_000;
 
-handleShutdownSignals(logger, async () => {
-  // Stop accepting, drop idle keep-alive sockets, and wait for in-flight requests to finish.
-  await new Promise<void>((resolve) => {
-    server.close(() => resolve());
+handleShutdownSignals(
+  logger,
+  async () => {
+    // Stop accepting and drop idle keep-alive sockets; open streams and long polls get the grace period,
+    // then are ended (a sync stream with a final error line, its job canceled).
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-  });
-  proxy.close();
-  store.close();
-});
+    const forced = await drain.drain(config.shutdownGraceMs);
+    if (forced > 0) logger.warn("ended open responses after the grace period", { count: forced });
+    // Connections whose last response just ended, and any untracked one still open (a pass-through pull),
+    // must not hold the exit.
+    server.closeIdleConnections();
+    const late = setTimeout(() => server.closeAllConnections(), 1000);
+    await closed;
+    clearTimeout(late);
+    proxy.close();
+    store.close();
+  },
+  config.shutdownGraceMs + 5000,
+);

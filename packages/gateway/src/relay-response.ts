@@ -14,6 +14,7 @@ import {
 
 import { cancelJob } from "./jobs/cancel.js";
 import { queuePositions } from "./jobs/queue-position.js";
+import type { ResponseDrain } from "./response-drain.js";
 import { contentTypeFor, emptyChunk, requestedFraming, waitLimitError } from "./sync-wait.js";
 
 export interface RelayResponseDeps {
@@ -21,6 +22,8 @@ export interface RelayResponseDeps {
   store: Store;
   logger: Logger;
   wake: () => void;
+  /** Shutdown's hold on open responses (none in tests that do not shut down). */
+  drain?: ResponseDrain;
 }
 
 /**
@@ -91,6 +94,14 @@ export async function answerFromRelay(
     clearTimeout(waitLimit);
     clearInterval(keepalive);
   };
+  // A gateway shutting down after its grace period: the caller is told, and its job stops (nobody will read it).
+  const untrack = deps.drain?.track(() => {
+    if (settled || controller.signal.aborted) return;
+    settled = true;
+    controller.abort();
+    cancel();
+    finish(res, framing, { state: "failed", status: 503, error: "the gateway is shutting down; job canceled" }, "");
+  });
 
   try {
     for await (const batch of followJobRelay(config.dataDir, job.id, {
@@ -123,6 +134,7 @@ export async function answerFromRelay(
     }
   } finally {
     stopWaiting();
+    untrack?.();
   }
   settled = true;
 }

@@ -34,6 +34,8 @@ export interface ForemanConfig {
   readonly syncWaitMs: number;
   readonly syncKeepaliveMs: number;
   readonly targetDownProbeMaxMs: number;
+  /** Characters. */
+  readonly targetLineLimit: number;
   readonly shutdownGraceMs: number;
   readonly webhookTimeoutMs: number;
   readonly webhookRetryBaseMs: number;
@@ -220,6 +222,15 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: durationMs(50).default(2000),
     example: "2000",
     doc: "while the target is down the worker probes it with backoff up to this interval, and claims nothing until it answers (ms)",
+  },
+  FOREMAN_TARGET_LINE_LIMIT: {
+    field: "targetLineLimit",
+    schema: Joi.string()
+      .pattern(/^\d+(b|kb|mb|gb)$/i, "size such as 64mb")
+      .custom(parseSize)
+      .default(64 * 1024 ** 2),
+    example: "64mb",
+    doc: "longest line (or stream: false answer) the worker accepts from the target; longer fails the job",
   },
   FOREMAN_SHUTDOWN_GRACE_MS: {
     field: "shutdownGraceMs",

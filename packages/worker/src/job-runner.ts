@@ -12,7 +12,7 @@ import {
 } from "@foreman/shared";
 import type { ModelResidency } from "./model-residency.js";
 import { ResultCollector } from "./result-collector.js";
-import { pumpToRelay, readErrorBody, targetErrorText } from "./stream-pump.js";
+import { isOllamaAnswer, pumpToRelay, readErrorBody, targetErrorText } from "./stream-pump.js";
 import type { TargetClient } from "./target-client.js";
 
 /** How a run ended; "unreachable" means the target was not reached and the job is queued again. */
@@ -27,6 +27,8 @@ export interface JobRunnerDeps {
   residency: ModelResidency;
   logger: Logger;
   dataDir: string;
+  /** The longest line (or whole answer) accepted from the target, in characters. */
+  lineLimit?: number;
 }
 
 interface Run {
@@ -68,6 +70,12 @@ export function createJobRunner(deps: JobRunnerDeps) {
       const error = targetErrorText(body, status);
       return outcomes.failed(job, null, { error, status, body, contentType, reason: "target refused the request" });
     }
+    if (!isOllamaAnswer(contentType)) {
+      // A 200 that is not Ollama's (a captive portal, a proxy's HTML page) must not reach the caller as success.
+      res.destroy();
+      const error = `the target answered 200 with content type ${contentType.slice(0, 100)}, not an Ollama answer`;
+      return outcomes.failed(job, null, { error, status: 502 });
+    }
 
     residency.answered(job.model);
     const relay = RelayWriter.open(deps.dataDir, job.id);
@@ -78,7 +86,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
     outcomes.working(job, relay, { status, contentType });
     const collector = new ResultCollector(job.kind, job.api);
     try {
-      await pumpToRelay(res, relayFraming(contentType), relay, collector);
+      await pumpToRelay(res, relayFraming(contentType), relay, collector, deps.lineLimit);
     } catch (err) {
       if (controller.signal.aborted) return stopped(run, relay, true);
       return brokeOff(job, relay, `target connection lost mid-generation: ${(err as Error).message}`);

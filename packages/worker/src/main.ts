@@ -9,11 +9,11 @@ import {
   watchWakes,
 } from "@foreman/shared";
 import { ulid } from "ulid";
+import { createJobRescuer } from "./job-rescuer.js";
 import { createJobRunner } from "./job-runner.js";
 import { createLeadership } from "./leadership.js";
 import { createModelResidency } from "./model-residency.js";
 import { createQueueRunner } from "./queue-runner.js";
-import { recoverInterruptedJobs } from "./recovery.js";
 import { createRetentionPruner } from "./retention-pruner.js";
 import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
@@ -60,7 +60,15 @@ const residency = createModelResidency({
   embedModel: config.embedModel,
   onModelSwitch: (from, to) => logger.info("model switch", { from, to }),
 });
-const runner = createJobRunner({ client, jobs: store.jobs, outcomes, residency, logger, dataDir: config.dataDir });
+const runner = createJobRunner({
+  client,
+  jobs: store.jobs,
+  outcomes,
+  residency,
+  logger,
+  dataDir: config.dataDir,
+  lineLimit: config.targetLineLimit,
+});
 
 webhooks = createWebhookDispatcher({
   store,
@@ -71,6 +79,14 @@ webhooks = createWebhookDispatcher({
   retryMaxDelayMs: config.webhookRetryMaxDelayMs,
   retryForMs: config.webhookRetryForMs,
   concurrency: config.webhookConcurrency,
+});
+
+const rescuer = createJobRescuer({
+  store,
+  outcomes,
+  logger,
+  dataDir: config.dataDir,
+  currentJobId: () => runner.currentJobId(),
 });
 
 const pruner = createRetentionPruner({
@@ -101,13 +117,14 @@ const leadership = createLeadership({
   currentJobId: () => runner.currentJobId(),
   residentModel: () => residency.resident(),
   onActive: () => {
-    recoverInterruptedJobs({ store, outcomes, logger, dataDir: config.dataDir });
+    rescuer.start();
     poller.start();
     webhooks?.start();
     pruner.start();
     queue?.start();
   },
   onLost: () => {
+    rescuer.stop();
     void poller.stop();
     void webhooks?.stop();
     void pruner.stop();
@@ -138,6 +155,7 @@ handleShutdownSignals(
   async () => {
     stopWatching();
     await queue?.stop(config.shutdownGraceMs);
+    rescuer.stop();
     await Promise.all([poller.stop(), webhooks?.stop(), pruner.stop()]);
     leadership.stop();
     client.close();

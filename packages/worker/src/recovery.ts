@@ -11,13 +11,16 @@ export function recoverInterruptedJobs({
   outcomes,
   logger,
   dataDir,
+  except = null,
 }: {
   store: Pick<Store, "transitions">;
   outcomes: JobOutcomes;
   logger: Logger;
   dataDir: string;
+  /** The job this worker is running: not interrupted. */
+  except?: string | null;
 }): number {
-  const jobs = store.transitions.activeJobs();
+  const jobs = store.transitions.activeJobs().filter((job) => job.id !== except);
   for (const job of jobs) {
     outcomes.interrupted(job, null, {
       error: "worker interrupted while the job was running",

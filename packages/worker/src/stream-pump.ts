@@ -14,6 +14,7 @@ export function pumpToRelay(
   framing: RelayFraming,
   relay: RelayWriter,
   collector: ResultCollector,
+  maxLineChars = 64 * 1024 * 1024,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     let pending = "";
@@ -32,21 +33,40 @@ export function pumpToRelay(
       collector.addChunk(payload);
       relay.data(payload);
     };
+    const tooLong = () =>
+      new Error(
+        `the target sent ${framing === "whole" ? "an answer" : "a line"} longer than ${maxLineChars} characters`,
+      );
     res.on("data", (chunk: string) => {
-      pending += chunk;
-      if (framing === "whole") return;
       try {
-        let nl = pending.indexOf("\n");
-        let start = 0;
-        while (nl >= 0) {
-          line(pending.slice(start, nl).replace(/\r$/, ""));
-          start = nl + 1;
-          nl = pending.indexOf("\n", start);
+        // Only the new text is searched for line ends, so a long line costs linear time, and it is capped:
+        // a target that never sends a newline cannot grow this buffer (or starve the worker) without end.
+        let nl = chunk.indexOf("\n");
+        if (nl < 0) {
+          pending += chunk;
+          if (pending.length > maxLineChars) throw tooLong();
+          return;
         }
-        pending = pending.slice(start);
+        if (framing === "whole") {
+          pending += chunk;
+          if (pending.length > maxLineChars) throw tooLong();
+          return;
+        }
+        let start = 0;
+        let head = pending;
+        while (nl >= 0) {
+          const text = head + chunk.slice(start, nl);
+          head = "";
+          if (text.length > maxLineChars) throw tooLong();
+          line(text.endsWith("\r") ? text.slice(0, -1) : text);
+          start = nl + 1;
+          nl = chunk.indexOf("\n", start);
+        }
+        pending = chunk.slice(start);
+        if (pending.length > maxLineChars) throw tooLong();
       } catch (err) {
-        // A chunk that is not JSON, or a relay write that failed (disk full): thrown here it would escape
-        // the HTTP parser and end the process; as a rejection it takes the job's interruption path.
+        // A chunk that is not JSON, a line past the cap, or a relay write that failed (disk full): thrown here
+        // it would escape the HTTP parser and end the process; as a rejection it takes the interruption path.
         res.destroy(err as Error);
       }
     });
@@ -71,27 +91,38 @@ export function pumpToRelay(
   });
 }
 
-/** Reads a (small) error answer of the target, keeping at most `limit` characters. */
-export function readErrorBody(res: http.IncomingMessage, limit = 1024 * 1024): Promise<string> {
+/** An error answer's body is kept up to this: enough for any real error, and it is copied into the relay. */
+const ERROR_BODY_MAX_CHARS = 64 * 1024;
+/** The error text recorded on the job (and so in logs, the job view and its webhooks) is cut at this. */
+const ERROR_TEXT_MAX_CHARS = 2048;
+
+/** Reads a target's error answer, keeping at most 64 KiB of it (the rest is read and dropped). */
+export function readErrorBody(res: http.IncomingMessage, limit = ERROR_BODY_MAX_CHARS): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = "";
     res.setEncoding("utf8");
     res.on("data", (d: string) => {
-      if (text.length < limit) text += d;
+      if (text.length < limit) text += d.slice(0, limit - text.length);
     });
     res.on("end", () => resolve(text));
     res.on("error", reject);
   });
 }
 
-/** Ollama's `{"error": "…"}`, OpenAI's `{"error": {"message": "…"}}`, or the raw text. */
+/** Ollama's `{"error": "…"}`, OpenAI's `{"error": {"message": "…"}}`, or the raw text; at most 2 KiB. */
 export function targetErrorText(body: string, status: number): string {
+  let text = body.trim() || `target answered ${status}`;
   try {
     const parsed = JSON.parse(body) as { error?: string | { message?: string } };
-    if (typeof parsed.error === "string") return parsed.error;
-    if (parsed.error && typeof parsed.error.message === "string") return parsed.error.message;
+    if (typeof parsed.error === "string") text = parsed.error;
+    else if (parsed.error && typeof parsed.error.message === "string") text = parsed.error.message;
   } catch {
-    // Not JSON.
+    // Not JSON: the raw text.
   }
-  return body.trim() || `target answered ${status}`;
+  return text.length > ERROR_TEXT_MAX_CHARS ? `${text.slice(0, ERROR_TEXT_MAX_CHARS)}… (truncated)` : text;
+}
+
+/** The content types an Ollama answer comes in; anything else (an HTML page from a proxy) is not one. */
+export function isOllamaAnswer(contentType: string): boolean {
+  return /application\/(x-ndjson|json)|text\/event-stream/i.test(contentType);
 }

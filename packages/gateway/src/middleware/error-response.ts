@@ -14,6 +14,8 @@ interface BodyParserError {
  */
 export function errorResponse(err: unknown): { status: number; error: string; unexpected: boolean } {
   if (err instanceof ForemanError) return { status: err.status, error: err.message, unexpected: false };
+  const storage = storageProblem(err);
+  if (storage) return { status: 503, error: storage, unexpected: false };
   const parserError = err as BodyParserError;
   if (parserError?.type === "entity.parse.failed") {
     return { status: 400, error: `invalid JSON body: ${parserError.message ?? "parse error"}`, unexpected: false };
@@ -24,4 +26,20 @@ export function errorResponse(err: unknown): { status: number; error: string; un
     return { status: parserError.status, error: parserError.message ?? "bad request", unexpected: false };
   }
   return { status: 500, error: "internal error", unexpected: true };
+}
+
+/**
+ * SQLite's own word for a store that cannot take writes (disk full, read-only file, I/O error, locked past
+ * the busy timeout): the request was not accepted, nothing was stored, and trying again later may work.
+ */
+function storageProblem(err: unknown): string | null {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) return null;
+  if (code === "SQLITE_FULL") return "the database disk is full; nothing was stored, try again once space is freed";
+  if (code.startsWith("SQLITE_READONLY")) return "the database is read-only; nothing was stored";
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
+    return "the database is busy; nothing was stored, try again";
+  if (code.startsWith("SQLITE_IOERR") || code === "SQLITE_CANTOPEN")
+    return "the database cannot be written (I/O error); nothing was stored";
+  return null;
 }

@@ -12,6 +12,7 @@ import {
 import express, { Router } from "express";
 import type { JobBatcher } from "../jobs/job-batcher.js";
 import { answerFromRelay } from "../relay-response.js";
+import type { ResponseDrain } from "../response-drain.js";
 
 export interface GenerationDeps {
   config: ForemanConfig;
@@ -19,6 +20,7 @@ export interface GenerationDeps {
   logger: Logger;
   wake: () => void;
   batcher: JobBatcher;
+  drain?: ResponseDrain;
 }
 
 /**

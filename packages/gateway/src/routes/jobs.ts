@@ -25,6 +25,7 @@ import type { JobBatcher } from "../jobs/job-batcher.js";
 import { queuePositions } from "../jobs/queue-position.js";
 import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
+import type { ResponseDrain } from "../response-drain.js";
 
 export interface JobsDeps {
   config: ForemanConfig;
@@ -32,6 +33,7 @@ export interface JobsDeps {
   logger: Logger;
   wake: () => void;
   batcher: JobBatcher;
+  drain?: ResponseDrain;
 }
 
 /** The async jobs API (SPEC §5.2). */
@@ -92,8 +94,11 @@ export function jobsRoutes(deps: JobsDeps): Router {
       }
       const controller = new AbortController();
       res.on("close", () => controller.abort());
+      // A shutdown answers the long poll with the job as it stands.
+      const untrack = deps.drain?.track(() => controller.abort());
       const waitMs = Math.min(seconds, config.maxWaitSeconds) * 1000;
       job = (await waitForJobEnd(store, config.dataDir, job.id, waitMs, config.relayPollMs, controller.signal)) ?? job;
+      untrack?.();
     }
     sendJob(res, 200, job);
   });
@@ -131,6 +136,8 @@ export function jobsRoutes(deps: JobsDeps): Router {
     res.writeHead(200, { "content-type": "application/x-ndjson", "X-Foreman-Job-Id": job.id });
     const controller = new AbortController();
     res.on("close", () => controller.abort());
+    // A shutdown ends the follow; the caller can reattach to another gateway.
+    const untrack = deps.drain?.track(() => controller.abort());
     for await (const batch of followJobRelay(config.dataDir, job.id, {
       pollMs: config.relayPollMs,
       signal: controller.signal,
@@ -144,6 +151,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
       }
       if (out) res.write(out);
     }
+    untrack?.();
     res.end();
   });
 
