@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import { expect } from "chai";
 import { type Simulator, startSimulator } from "../../packages/ollama-sim/src/index.js";
 import { openDb } from "./db.js";
@@ -98,6 +100,9 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
         .map((l) => JSON.parse(l));
       expect(chunks.at(-1).done).to.equal(true);
       expect(chunks.map((c) => c.message.content).join("")).to.equal(job.result?.message?.content);
+      expect(Buffer.byteLength(transcript)).to.equal(job.artifacts[1]!.size);
+      // The transcript is cut from the relay when read, not stored a second time.
+      expect(fs.readdirSync(path.join(f.dataDir, "artifacts", job.id))).to.deep.equal(["result.json"]);
       // The job shows its deliveries once the receiver acknowledged them.
       await receiver.until(() => true);
       const shown = await getJob(f, body.id);

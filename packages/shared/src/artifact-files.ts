@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
-import { relayPath } from "./relay.js";
+import { Readable } from "node:stream";
+import { relayPath, relayTranscript } from "./relay.js";
 import type { ArtifactRecord } from "./store/artifacts.js";
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -43,11 +44,39 @@ export function writeArtifact(
   };
 }
 
-/** The absolute file of an artifact record, refusing any path that would resolve outside the job's folder. */
-export function resolveArtifactFile(dataDir: string, record: ArtifactRecord): string | null {
-  const base = path.resolve(artifactDir(dataDir, record.jobId));
+/**
+ * The transcript is not stored twice: its artifact record points at the job's relay, whose last attempt's
+ * data lines are the transcript, and it is cut from there when it is read.
+ */
+export const TRANSCRIPT_ARTIFACT = "transcript.ndjson";
+
+/** The index record of a job's transcript, backed by its relay (`size` is the transcript's, in bytes). */
+export function relayTranscriptRecord(dataDir: string, jobId: string, now = Date.now()): ArtifactRecord | null {
+  const transcript = relayTranscript(dataDir, jobId);
+  if (!transcript) return null;
+  return {
+    jobId,
+    name: TRANSCRIPT_ARTIFACT,
+    contentType: "application/x-ndjson",
+    size: Buffer.byteLength(transcript),
+    path: path.relative(dataDir, relayPath(dataDir, jobId)),
+    createdAt: now,
+  };
+}
+
+/**
+ * An artifact's bytes, refusing any record whose path resolves outside the job's own files (its artifact
+ * folder, or its relay for the transcript); null when refused or gone.
+ */
+export function openArtifact(dataDir: string, record: ArtifactRecord): Readable | null {
   const file = path.resolve(dataDir, record.path);
-  return file.startsWith(base + path.sep) ? file : null;
+  if (file === path.resolve(relayPath(dataDir, record.jobId))) {
+    if (record.name !== TRANSCRIPT_ARTIFACT || !fs.existsSync(file)) return null;
+    return Readable.from([relayTranscript(dataDir, record.jobId)]);
+  }
+  const base = path.resolve(artifactDir(dataDir, record.jobId));
+  if (!file.startsWith(base + path.sep) || !fs.existsSync(file)) return null;
+  return fs.createReadStream(file);
 }
 
 /** Removes a job's relay and artifact folder (retention). */

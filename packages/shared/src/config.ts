@@ -45,6 +45,7 @@ export interface ForemanConfig {
   readonly webhookAllowedHosts: readonly string[];
   readonly inlineResultMaxBytes: number;
   readonly retentionMs: number;
+  readonly syncRetentionMs: number;
   readonly retentionSweepMs: number;
   readonly maxWaitSeconds: number;
   readonly targetIdleTimeoutMs: number;
@@ -288,6 +289,12 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: Joi.number().integer().min(60_000).default(604_800_000),
     example: "604800000",
     doc: "finished jobs, their relays and artifacts are deleted this long after they ended (ms; default 7 days)",
+  },
+  FOREMAN_SYNC_RETENTION_MS: {
+    field: "syncRetentionMs",
+    schema: Joi.number().integer().min(1000).default(3_600_000),
+    example: "3600000",
+    doc: "finished synchronous jobs (their callers have the answer) and their relays are deleted this long after they ended (ms; default 1 hour)",
   },
   FOREMAN_RETENTION_SWEEP_MS: {
     field: "retentionSweepMs",

@@ -1,7 +1,7 @@
 import fs from "node:fs";
-import { writeArtifact } from "./artifact-files.js";
+import { relayTranscriptRecord, writeArtifact } from "./artifact-files.js";
 import type { Logger } from "./logger.js";
-import { appendRelayEnd, type RelayEnd, type RelayWriter, relayPath, relayTranscript } from "./relay.js";
+import { appendRelayEnd, type RelayEnd, type RelayWriter, relayPath } from "./relay.js";
 import type { ArtifactsStore } from "./store/artifacts.js";
 import type { JobRecord } from "./store/jobs.js";
 import type { CancelOutcome, TransitionsStore, WorkerTransitions } from "./store/transitions.js";
@@ -114,12 +114,8 @@ export function createJobOutcomes(deps: JobOutcomeDeps) {
     const resultJson = JSON.stringify(result);
     try {
       deps.artifacts.record(writeArtifact(deps.dataDir, job.id, "result.json", "application/json", resultJson));
-      const transcript = relayTranscript(deps.dataDir, job.id);
-      if (transcript) {
-        deps.artifacts.record(
-          writeArtifact(deps.dataDir, job.id, "transcript.ndjson", "application/x-ndjson", transcript),
-        );
-      }
+      const transcript = relayTranscriptRecord(deps.dataDir, job.id);
+      if (transcript) deps.artifacts.record(transcript);
     } catch (err) {
       // The job itself succeeded; losing its files (disk full) must not fail it. The result stays inline.
       logger.error("could not store artifacts", { job_id: job.id, error: (err as Error).message });

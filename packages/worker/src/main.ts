@@ -94,6 +94,7 @@ const pruner = createRetentionPruner({
   logger,
   dataDir: config.dataDir,
   retentionMs: config.retentionMs,
+  syncRetentionMs: config.syncRetentionMs,
   intervalMs: config.retentionSweepMs,
 });
 

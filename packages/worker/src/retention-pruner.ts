@@ -1,10 +1,12 @@
-import { type Logger, removeJobFiles, type Store } from "@foreman/shared";
+import { type JobMode, type Logger, removeJobFiles, type Store } from "@foreman/shared";
 
 export interface RetentionPrunerOptions {
   store: Store;
   logger: Logger;
   dataDir: string;
   retentionMs: number;
+  /** Synchronous jobs' answers went to their callers: they are kept a shorter time (default: retentionMs). */
+  syncRetentionMs?: number;
   intervalMs: number;
   /** Jobs deleted per transaction: small enough that gateways and the claim never wait long. */
   batchSize?: number;
@@ -23,11 +25,11 @@ export function createRetentionPruner(options: RetentionPrunerOptions) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | null = null;
 
-  async function runOnce(): Promise<number> {
-    const cutoff = now() - options.retentionMs;
+  async function pruneMode(mode: JobMode, retentionMs: number): Promise<number> {
+    const cutoff = now() - retentionMs;
     let total = 0;
     for (;;) {
-      const ids = store.retention.expiredJobIds(cutoff, batchSize);
+      const ids = store.retention.expiredJobIds(mode, cutoff, batchSize);
       if (ids.length === 0) break;
       store.retention.deleteJobs(ids);
       for (const id of ids) removeJobFiles(options.dataDir, id);
@@ -35,8 +37,13 @@ export function createRetentionPruner(options: RetentionPrunerOptions) {
       if (ids.length < batchSize) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    if (total > 0) logger.info("pruned finished jobs", { count: total, older_than_ms: options.retentionMs });
+    if (total > 0) logger.info("pruned finished jobs", { count: total, mode, older_than_ms: retentionMs });
     return total;
+  }
+
+  async function runOnce(): Promise<number> {
+    const asyncPruned = await pruneMode("async", options.retentionMs);
+    return asyncPruned + (await pruneMode("sync", options.syncRetentionMs ?? options.retentionMs));
   }
 
   function schedule(): void {

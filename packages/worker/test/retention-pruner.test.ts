@@ -57,4 +57,36 @@ describe("retention-pruner", () => {
     expect(await pruner.runOnce()).to.equal(0);
     store.close();
   });
+
+  it("keeps synchronous jobs for their own, shorter period", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-prune-"));
+    let t = 1_000_000;
+    const now = () => t;
+    const store = openStore({ dbPath: path.join(dataDir, "foreman.db"), now });
+    const logger = createLogger({ service: "worker", stream: new PassThrough() });
+    const ended = (mode: "sync" | "async") => {
+      const job = store.transitions.createJob({ kind: "chat", api: "ollama", mode, model: "m", request: {} });
+      ensureRelay(dataDir, job.id);
+      store.transitions.transition(job.id, "canceled");
+      return job.id;
+    };
+    const sync = ended("sync");
+    const async = ended("async");
+    t += 2000;
+    const pruner = createRetentionPruner({
+      store,
+      logger,
+      dataDir,
+      retentionMs: 60_000,
+      syncRetentionMs: 1000,
+      intervalMs: 60_000,
+      now,
+    });
+    expect(await pruner.runOnce()).to.equal(1);
+    expect(store.jobs.get(sync)).to.equal(null);
+    expect(fs.existsSync(relayPath(dataDir, sync))).to.equal(false);
+    expect(store.jobs.get(async)?.state).to.equal("canceled");
+    store.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
 });

@@ -1,4 +1,3 @@
-import fs from "node:fs";
 import { pipeline } from "node:stream";
 import {
   ConflictError,
@@ -14,7 +13,7 @@ import {
   type Logger,
   NotFoundError,
   normalizeModelName,
-  resolveArtifactFile,
+  openArtifact,
   type Store,
   toJobView,
   ValidationError,
@@ -119,13 +118,13 @@ export function jobsRoutes(deps: JobsDeps): Router {
     const name = req.params.name;
     if (!isSafeArtifactName(name)) throw new ValidationError(`artifact name ${JSON.stringify(name)} is not allowed`);
     const record = store.artifacts.get(job.id, name);
-    const file = record ? resolveArtifactFile(config.dataDir, record) : null;
-    if (!record || !file || !fs.existsSync(file)) throw new NotFoundError(`job ${job.id} has no artifact ${name}`);
+    const bytes = record ? openArtifact(config.dataDir, record) : null;
+    if (!record || !bytes) throw new NotFoundError(`job ${job.id} has no artifact ${name}`);
     res.setHeader("content-type", record.contentType);
     res.setHeader("content-length", String(record.size));
     // pipeline, not pipe: a file pruned meanwhile or a caller gone mid-download must close the file, not
     // crash the gateway or leak the descriptor.
-    pipeline(fs.createReadStream(file), res, (err) => {
+    pipeline(bytes, res, (err) => {
       if (err && !res.headersSent) res.status(404).json({ error: `job ${job.id} has no artifact ${name}` });
     });
   });

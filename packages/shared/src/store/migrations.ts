@@ -135,4 +135,12 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX jobs_queued;
     `,
   },
+  {
+    version: 4,
+    name: "ended-jobs-by-mode",
+    sql: `
+      -- Sync and async jobs are kept for different periods: each retention sweep reads one mode's oldest.
+      CREATE INDEX jobs_ended_by_mode ON jobs (mode, ended_at) WHERE ended_at IS NOT NULL;
+    `,
+  },
 ];
