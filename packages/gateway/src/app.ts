@@ -5,11 +5,15 @@ import { createFastSubmit } from "./jobs/fast-submit.js";
 import { createJobBatcher, type JobBatcher } from "./jobs/job-batcher.js";
 import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
 import { errorHandler, notFoundHandler } from "./middleware/errors.js";
+import { createEventStreams, type EventStreams } from "./ops/event-stream.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./ops/metrics.js";
+import { EMBED_ROUTES, routeLabel } from "./ops/route-label.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
 import type { ResponseDrain } from "./response-drain.js";
 import { generationRoutes } from "./routes/generation.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobsRoutes } from "./routes/jobs.js";
+import { opsRoutes } from "./routes/ops.js";
 import { createPassthroughDispatcher, managementGate } from "./routes/passthrough.js";
 import { rootRoutes } from "./routes/root.js";
 
@@ -24,6 +28,10 @@ export interface AppDeps {
   batcher?: JobBatcher;
   /** Open long-lived responses, ended by a shutdown after its grace period. */
   drain?: ResponseDrain;
+  /** This gateway's metrics registry; one is made when not given. */
+  metrics?: GatewayMetrics;
+  /** The live event stream's readers; made when not given. */
+  events?: EventStreams;
 }
 
 /** Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. */
@@ -41,8 +49,11 @@ export function createApp(deps: AppDeps): Express {
   });
   // One batcher per app: jobs created through any route share its group commits.
   const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake);
-  app.use(generationRoutes({ ...deps, batcher }));
-  app.use(jobsRoutes({ ...deps, batcher }));
+  const metrics = deps.metrics ?? createGatewayMetrics(deps.store);
+  const events = deps.events ?? createEventStreams({ store: deps.store, dbPath: deps.config.dbPath });
+  app.use(opsRoutes({ ...deps, metrics, events }));
+  app.use(generationRoutes({ ...deps, batcher, metrics }));
+  app.use(jobsRoutes({ ...deps, batcher, metrics }));
   app.use(managementGate());
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
@@ -56,7 +67,8 @@ export function createApp(deps: AppDeps): Express {
  */
 export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake);
-  const app = createApp({ ...deps, batcher });
+  const metrics = deps.metrics ?? createGatewayMetrics(deps.store);
+  const app = createApp({ ...deps, batcher, metrics });
   const dispatch = createPassthroughDispatcher(deps);
   const submit = createFastSubmit({
     config: deps.config,
@@ -67,7 +79,21 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
     starvationMs: deps.config.starvationMs,
   });
   const token = deps.config.apiToken;
+  const logger = deps.logger;
   return (req, res) => {
+    // One metric sample and one log line (at "http", below the default "info") per request, on its end.
+    const started = process.hrtime.bigint();
+    res.once("finish", () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = routeLabel(req.url);
+      metrics.request(route, req.method ?? "GET", res.statusCode, seconds, EMBED_ROUTES.has(route));
+      logger.http("request", {
+        method: req.method,
+        route,
+        status: res.statusCode,
+        duration_ms: Math.round(seconds * 1e6) / 1000,
+      });
+    });
     if (token !== undefined && !isAuthorized(req.headers.authorization, token)) return void app(req, res);
     if (req.method === "POST" && (req.url === "/jobs" || req.url?.startsWith("/jobs?"))) return submit(req, res);
     if (dispatch(req, res)) return;

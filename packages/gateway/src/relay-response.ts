@@ -14,6 +14,7 @@ import {
 
 import { cancelJob } from "./jobs/cancel.js";
 import { queuePositions } from "./jobs/queue-position.js";
+import type { GatewayMetrics } from "./ops/metrics.js";
 import type { ResponseDrain } from "./response-drain.js";
 import { contentTypeFor, emptyChunk, requestedFraming, waitLimitError } from "./sync-wait.js";
 
@@ -24,6 +25,8 @@ export interface RelayResponseDeps {
   wake: () => void;
   /** Shutdown's hold on open responses (none in tests that do not shut down). */
   drain?: ResponseDrain;
+  /** Where the relay lag (chunk appended by the worker → sent here) is observed. */
+  metrics?: Pick<GatewayMetrics, "relayLag">;
 }
 
 /**
@@ -104,10 +107,12 @@ export async function answerFromRelay(
   });
 
   try {
+    const metrics = deps.metrics;
     for await (const batch of followJobRelay(config.dataDir, job.id, {
       pollMs: config.relayPollMs,
       signal: controller.signal,
       jobs: store.jobs,
+      ...(metrics ? { onRead: (appendedAt: number) => metrics.relayLag((Date.now() - appendedAt) / 1000) } : {}),
     })) {
       let out = "";
       for (const item of batch) {

@@ -176,6 +176,8 @@ export interface FollowOptions {
   jobs?: JobEndings;
   /** Start at the last `#start` already written (a requeued job's earlier attempts are skipped). */
   fromLastAttempt?: boolean;
+  /** Told the file's last-modified time (ms) at each read that found new lines: the relay lag's start. */
+  onRead?: (appendedAtMs: number) => void;
 }
 
 /**
@@ -208,7 +210,7 @@ export async function* followJobRelay(
     for (;;) {
       if (options.signal?.aborted) return;
       dirty = false;
-      const appended = readAppended(file, offset);
+      const appended = readAppended(file, offset, options.onRead);
       if (appended.length > 0) {
         offset += appended.length;
         pending += decoder.write(appended);
@@ -280,7 +282,7 @@ const readBuffer = Buffer.allocUnsafe(READ_CHUNK);
  * What was appended past `offset`, up to a bound (a view of a shared buffer: use it before the next read). The file is opened per read rather than held: a gateway
  * may follow thousands of queued jobs' relays at once, and an inotify watch costs no file descriptor.
  */
-function readAppended(file: string, offset: number): Buffer {
+function readAppended(file: string, offset: number, onRead?: (appendedAtMs: number) => void): Buffer {
   let fd: number;
   try {
     fd = fs.openSync(file, "r");
@@ -291,6 +293,7 @@ function readAppended(file: string, offset: number): Buffer {
   }
   try {
     const n = fs.readSync(fd, readBuffer, 0, READ_CHUNK, offset);
+    if (n > 0 && onRead) onRead(fs.fstatSync(fd).mtimeMs);
     return readBuffer.subarray(0, n);
   } finally {
     fs.closeSync(fd);

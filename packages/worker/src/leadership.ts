@@ -50,6 +50,7 @@ export function createLeadership(options: LeadershipOptions) {
       const result = store.workerLease.tryAcquire(me);
       if (result.acquired) {
         active = true;
+        store.workerLease.standbyLeave(me.workerId);
         logger.info("active worker", {
           worker_id: me.workerId,
           pid: me.pid,
@@ -67,7 +68,10 @@ export function createLeadership(options: LeadershipOptions) {
             error: (err as Error).stack ?? String(err),
           });
         }
-      } else if (!standbyLogged) {
+      } else {
+        store.workerLease.standbyBeat(me);
+      }
+      if (!result.acquired && !standbyLogged) {
         standbyLogged = true;
         const h = result.holder;
         logger.warn(
@@ -100,6 +104,11 @@ export function createLeadership(options: LeadershipOptions) {
     stop(): void {
       if (timer) clearTimeout(timer);
       timer = undefined;
+      try {
+        store.workerLease.standbyLeave(me.workerId);
+      } catch {
+        // The next active worker's sweep removes a stale row.
+      }
       if (active) {
         try {
           store.workerLease.release(me.workerId);

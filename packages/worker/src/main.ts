@@ -58,7 +58,13 @@ const residency = createModelResidency({
   client,
   logger,
   embedModel: config.embedModel,
-  onModelSwitch: (from, to) => logger.info("model switch", { from, to }),
+  onModelSwitch: (from, to) => {
+    logger.info("model switch", { from, to });
+    store.metrics.increment("foreman_model_loads_total", { model: to });
+    if (from !== null) store.metrics.increment("foreman_model_swaps_total");
+    store.systemEvents.record("model.loaded", { model: to, previous: from });
+  },
+  onModelUnloaded: (model, reason) => store.systemEvents.record("model.unloaded", { model, reason }),
 });
 const runner = createJobRunner({
   client,
@@ -108,6 +114,7 @@ const poller = createTargetPoller({
   downProbeMaxMs: config.targetDownProbeMaxMs,
   queuedCount: () => store.jobs.queuedCount(),
   onUp: () => queue?.targetUp(),
+  onResident: (names, askedAt) => residency.observeResident(names, askedAt),
 });
 
 const leadership = createLeadership({

@@ -11,6 +11,9 @@ export interface ModelResidencyDeps {
    * happened. Counted from answers, not attempts, so a target that is down counts no loads.
    */
   onModelSwitch?: (from: string | null, to: string) => void;
+  /** Called when a worker model left the target: unloaded by the switch, or found gone (keep-alive expiry). */
+  onModelUnloaded?: (model: string, reason: "switch" | "gone") => void;
+  now?: () => number;
 }
 
 /**
@@ -22,10 +25,13 @@ export interface ModelResidencyDeps {
  */
 export function createModelResidency(deps: ModelResidencyDeps) {
   const { client, logger } = deps;
+  const now = deps.now ?? Date.now;
   /** The worker model the target holds, or null when unknown (then /api/ps is asked before the next switch). */
   let resident: string | null = null;
   /** The worker model the target last answered for (or was seen holding): a different answer is a load. */
   let lastLoaded: string | null = null;
+  /** When the target last answered a job: an /api/ps asked before then may predate that load. */
+  let lastAnsweredAt = 0;
 
   async function discover(): Promise<string | null> {
     try {
@@ -55,6 +61,8 @@ export function createModelResidency(deps: ModelResidencyDeps) {
         try {
           await client.unload(previous);
           logger.info("model unloaded", { model: previous, next_model: model });
+          deps.onModelUnloaded?.(previous, "switch");
+          if (lastLoaded !== null && sameModel(lastLoaded, previous)) lastLoaded = null;
         } catch (err) {
           logger.warn("model unload failed", { model: previous, error: (err as Error).message });
         }
@@ -67,6 +75,20 @@ export function createModelResidency(deps: ModelResidencyDeps) {
       const loaded = normalizeModelName(model);
       if (lastLoaded === null || !sameModel(lastLoaded, loaded)) deps.onModelSwitch?.(lastLoaded, loaded);
       resident = lastLoaded = loaded;
+      lastAnsweredAt = now();
+    },
+
+    /**
+     * What the target poller saw resident: a worker model that is no longer there (its keep-alive expired,
+     * or someone unloaded it) will cost a load again, so the next answer for it counts as one.
+     */
+    observeResident(names: readonly string[], askedAt: number): void {
+      if (askedAt < lastAnsweredAt) return;
+      if (lastLoaded === null || names.some((n) => sameModel(n, lastLoaded!))) return;
+      const gone = lastLoaded;
+      lastLoaded = null;
+      if (resident !== null && sameModel(resident, gone)) resident = null;
+      deps.onModelUnloaded?.(gone, "gone");
     },
 
     /** The run broke off (target lost, worker error): what the target holds is unknown until asked again. */

@@ -11,6 +11,8 @@ export interface TargetPollerOptions {
   random?: () => number;
   /** Called when the target becomes reachable again (the queue retries at once). */
   onUp?: () => void;
+  /** Called with the model names of each successful /api/ps and when it was asked (for the residency module). */
+  onResident?: (names: string[], askedAt: number) => void;
   /** While the target is down it is probed with capped exponential backoff and jitter up to this (ms). */
   downProbeMaxMs?: number;
   /** How many jobs wait: while the target is down, said in the log at most once per `waitLogEveryMs`. */
@@ -61,11 +63,16 @@ export function createTargetPoller(options: TargetPollerOptions) {
         resident: result.resident.map((m) => m.name),
         ...(downForMs !== null ? { down_for_ms: downForMs } : {}),
       });
+      store.systemEvents.record("target.up", {
+        version: result.version,
+        ...(downForMs !== null ? { down_for_ms: downForMs } : {}),
+      });
       if (previous === false) options.onUp?.();
     } else {
       downSince = now();
       lastWaitLogAt = downSince;
       logger.warn("target down", { url: client.baseUrl, error: result.error });
+      store.systemEvents.record("target.down", { error: result.error });
     }
   }
 
@@ -91,6 +98,7 @@ export function createTargetPoller(options: TargetPollerOptions) {
   }
 
   async function poll(): Promise<PollResult> {
+    const askedAt = now();
     let result: PollResult;
     try {
       const version = await client.version();
@@ -101,6 +109,8 @@ export function createTargetPoller(options: TargetPollerOptions) {
         await client.loadEmbedder(embedModel, -1);
         pinned = true;
         logger.info("embedder pinned", { model: embedModel, reason: "missing from /api/ps" });
+        store.metrics.increment("foreman_model_loads_total", { model: embedModel });
+        store.systemEvents.record("model.loaded", { model: embedModel, embedder: true });
         ps = await client.ps();
       }
       result = {
@@ -129,6 +139,11 @@ export function createTargetPoller(options: TargetPollerOptions) {
       lastError: result.error,
     });
     observe(result.reachable, result);
+    if (result.reachable)
+      options.onResident?.(
+        result.resident.map((m) => m.name),
+        askedAt,
+      );
     reportWaiting();
     return result;
   }

@@ -11,6 +11,7 @@ import {
 } from "@foreman/shared";
 import express, { Router } from "express";
 import type { JobBatcher } from "../jobs/job-batcher.js";
+import type { GatewayMetrics } from "../ops/metrics.js";
 import { answerFromRelay } from "../relay-response.js";
 import type { ResponseDrain } from "../response-drain.js";
 
@@ -21,6 +22,7 @@ export interface GenerationDeps {
   wake: () => void;
   batcher: JobBatcher;
   drain?: ResponseDrain;
+  metrics?: GatewayMetrics;
 }
 
 /**

@@ -24,6 +24,7 @@ import type { JobBatcher } from "../jobs/job-batcher.js";
 import { queuePositions } from "../jobs/queue-position.js";
 import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
+import type { GatewayMetrics } from "../ops/metrics.js";
 import type { ResponseDrain } from "../response-drain.js";
 
 export interface JobsDeps {
@@ -33,6 +34,7 @@ export interface JobsDeps {
   wake: () => void;
   batcher: JobBatcher;
   drain?: ResponseDrain;
+  metrics?: GatewayMetrics;
 }
 
 /** The async jobs API (SPEC §5.2). */

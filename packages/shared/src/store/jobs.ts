@@ -1,3 +1,4 @@
+import { encodeTime } from "ulid";
 import { isTerminal, type JobState } from "../job-states.js";
 import type { RelayEnd } from "../relay.js";
 import type { Db } from "./database.js";
@@ -132,9 +133,27 @@ export function createJobsStore(db: Db) {
     `SELECT model, COUNT(*) AS count, MIN(created_at) AS oldest_created_at
        FROM jobs WHERE state = 'queued' GROUP BY model ORDER BY model`,
   );
-  const countsByState = db.prepare<[], { model: string; state: JobState; count: number }>(
-    "SELECT model, state, COUNT(*) AS count FROM jobs GROUP BY model, state",
+  const running = db.prepare<[], { model: string; state: JobState; count: number }>(
+    `SELECT model, state, COUNT(*) AS count FROM jobs INDEXED BY jobs_by_state
+      WHERE state IN ('loading', 'working') GROUP BY model, state`,
   );
+  // ULIDs start with their creation time, so "created since" is a range of the primary key.
+  const createdSince = db.prepare<[string], { state: JobState; count: number }>(
+    "SELECT state, COUNT(*) AS count FROM jobs WHERE id >= ? GROUP BY state",
+  );
+  const oldestQueued = db.prepare<[], { created_at: number }>(
+    "SELECT created_at FROM jobs INDEXED BY jobs_by_state WHERE state = 'queued' ORDER BY id LIMIT 1",
+  );
+  // Everything but the request, which the views never show and which may be megabytes.
+  const viewColumns = `id, kind, api, mode, model, state, '{}' AS request, metadata, webhook_url, webhook_secret,
+    webhook_events, idempotency_key, request_hash, attempts, max_attempts, error, error_status, result, metrics,
+    created_at, queued_at, loading_at, working_at, ended_at, cancel_requested_at, updated_at`;
+  const forView = db.prepare<[string], JobRow>(`SELECT ${viewColumns} FROM jobs WHERE id = ?`);
+  const transitionsAfter = db.prepare<
+    [number, number],
+    { id: number; job_id: string; from_state: JobState | null; to_state: JobState; reason: string | null; at: number }
+  >("SELECT id, job_id, from_state, to_state, reason, at FROM job_transitions WHERE id > ? ORDER BY id LIMIT ?");
+  const lastTransition = db.prepare<[], { id: number }>("SELECT COALESCE(MAX(id), 0) AS id FROM job_transitions");
   const queued = db.prepare<[], { id: string; model: string; createdAt: number }>(
     "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id",
   );
@@ -213,8 +232,30 @@ export function createJobsStore(db: Db) {
     queueDepthByModel() {
       return queuedByModel.all();
     },
-    countsByModelAndState() {
-      return countsByState.all();
+    /** Loading and working jobs by model (a handful at most: one worker runs one job). */
+    runningByModel() {
+      return running.all();
+    },
+    /** Jobs created at or after `since` (ms), counted by their state now. */
+    countsCreatedSince(since: number): Record<JobState, number> {
+      const counts = { queued: 0, loading: 0, working: 0, done: 0, failed: 0, canceled: 0 };
+      for (const row of createdSince.all(encodeTime(since, 10))) counts[row.state] = row.count;
+      return counts;
+    },
+    oldestQueuedAt(): number | null {
+      return oldestQueued.get()?.created_at ?? null;
+    },
+    /** The job without its request, for views (events, status): a megabyte prompt is never parsed for them. */
+    getForView(id: string): JobRecord | null {
+      const row = forView.get(id);
+      return row ? jobFromRow(row) : null;
+    },
+    /** Recorded transitions after the one with this id, oldest first (the live event stream's tail). */
+    transitionsAfter(id: number, limit = 500) {
+      return transitionsAfter.all(id, limit);
+    },
+    lastTransitionId(): number {
+      return lastTransition.get()?.id ?? 0;
     },
   };
 }

@@ -143,4 +143,35 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_ended_by_mode ON jobs (mode, ended_at) WHERE ended_at IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    name: "metrics-and-system-events",
+    sql: `
+      -- Counters (and histogram buckets) the worker records in the same transaction as what they count,
+      -- so a gateway's /metrics scrape shows the worker's side without the worker being reachable.
+      -- labels is the Prometheus label set as rendered (model="x",le="1"), one row per series.
+      CREATE TABLE metric_counters (
+        name   TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        value  REAL NOT NULL,
+        PRIMARY KEY (name, labels)
+      ) WITHOUT ROWID;
+
+      -- Target and model events (up, down, loaded, unloaded) for the gateway's live event stream.
+      CREATE TABLE system_events (
+        id    INTEGER PRIMARY KEY AUTOINCREMENT,
+        type  TEXT NOT NULL,
+        data  TEXT NOT NULL,
+        at    INTEGER NOT NULL
+      );
+
+      -- Standby workers say they exist, for the status route.
+      CREATE TABLE worker_standbys (
+        worker_id    TEXT PRIMARY KEY,
+        pid          INTEGER NOT NULL,
+        hostname     TEXT NOT NULL,
+        heartbeat_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -99,7 +99,14 @@ export function createOutboxStore(db: Db, options: { now?: () => number } = {}) 
       ORDER BY id`,
   );
 
+  const pendingCount = db.prepare<[], { count: number }>(
+    "SELECT COUNT(*) AS count FROM webhook_outbox INDEXED BY webhook_outbox_due WHERE status = 'pending'",
+  );
   return {
+    /** Deliveries still to make (the webhook backlog), over the pending-only index. */
+    backlog(): number {
+      return pendingCount.get()?.count ?? 0;
+    },
     /** Up to `limit` deliveries due at `now`, at most one per job (its oldest pending event), soonest first. */
     dueDeliveries(limit: number, now: number = clock()): DueDelivery[] {
       return selectDue.all(now, limit);

@@ -3,9 +3,11 @@ import { createArtifactsStore } from "./artifacts.js";
 import { createClaimStore } from "./claim.js";
 import { type Db, openDatabase } from "./database.js";
 import { createJobsStore } from "./jobs.js";
+import { createMetricsStore } from "./metrics.js";
 import { migrate } from "./migrate.js";
 import { createOutboxStore } from "./outbox.js";
 import { createRetentionStore } from "./retention.js";
+import { createSystemEventsStore } from "./system-events.js";
 import { createTargetStore } from "./target.js";
 import { createTransitionsStore, type TransitionsOptions } from "./transitions.js";
 import { createLeaseCheck, createWorkerLeaseStore } from "./worker-lease.js";
@@ -32,10 +34,12 @@ export function openStore(options: StoreOptions) {
   );
   const artifacts = createArtifactsStore(db);
   const lease = createLeaseCheck(db);
+  const metrics = createMetricsStore(db);
   const transitions = createTransitionsStore(db, {
     now,
     artifacts,
     lease,
+    metrics,
     ...(options.defaultMaxAttempts !== undefined ? { defaultMaxAttempts: options.defaultMaxAttempts } : {}),
     ...(options.onTransition ? { onTransition: options.onTransition } : {}),
   });
@@ -49,6 +53,8 @@ export function openStore(options: StoreOptions) {
     artifacts,
     target: createTargetStore(db),
     retention: createRetentionStore(db),
+    metrics,
+    systemEvents: createSystemEventsStore(db, now),
     workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
     /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */
     probeWritable(): void {

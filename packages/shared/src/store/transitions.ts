@@ -13,6 +13,7 @@ import {
   jobFromRow,
   type WebhookTarget,
 } from "./jobs.js";
+import { createMetricsStore, type MetricsStore } from "./metrics.js";
 import { createLeaseCheck, type LeaseCheck } from "./worker-lease.js";
 
 export interface NewJob {
@@ -65,6 +66,8 @@ export interface TransitionsOptions {
   onTransition?: (job: JobRecord, from: JobState | null, reason: string | undefined) => void;
   /** The worker lease check every worker move runs (made from `db` when not given). */
   lease?: LeaseCheck;
+  /** Where each move records its durations and counts, in the move's transaction (made from `db` when not given). */
+  metrics?: MetricsStore;
 }
 
 export function createTransitionsStore(db: Db, options: TransitionsOptions = {}) {
@@ -167,6 +170,36 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
   const selectActive = db.prepare<[], JobRow>("SELECT * FROM jobs WHERE state IN ('loading', 'working') ORDER BY id");
 
   const lease = options.lease ?? createLeaseCheck(db);
+  const metrics = options.metrics ?? createMetricsStore(db);
+
+  /**
+   * What a move says about time spent: the wait (queued until claimed), the load (claimed until the target
+   * answered) and the run (answering until ended), by model; jobs ended by state; tokens generated.
+   */
+  function recordMove(row: JobRow, to: JobState, at: number, patch: TransitionPatch): void {
+    const model = { model: row.model };
+    const seconds = (since: number | null) => (since === null ? null : Math.max(0, at - since) / 1000);
+    if (row.state === "queued" && to === "loading") {
+      const wait = seconds(row.queued_at);
+      if (wait !== null) metrics.observe("foreman_job_wait_seconds", model, wait);
+    } else if (row.state === "loading" && to === "working") {
+      const load = seconds(row.loading_at);
+      if (load !== null) metrics.observe("foreman_job_load_seconds", model, load);
+    }
+    if (!isTerminal(to)) return;
+    if (row.state === "working") {
+      const run = seconds(row.working_at);
+      if (run !== null) metrics.observe("foreman_job_run_seconds", model, run);
+    }
+    metrics.increment("foreman_jobs_finished_total", { ...model, state: to });
+    const evalCount = patch.metrics?.eval_count;
+    const evalNs = patch.metrics?.eval_duration;
+    if (to === "done" && evalCount && evalNs) {
+      metrics.increment("foreman_generated_tokens_total", model, evalCount);
+      metrics.increment("foreman_generation_seconds_total", model, evalNs / 1e9);
+      metrics.set("foreman_tokens_per_second", model, evalCount / (evalNs / 1e9));
+    }
+  }
 
   type Mover = string | null;
   const move = db.transaction(
@@ -194,6 +227,7 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
       if (res.changes !== 1) throw new Error(`job ${id} changed state concurrently`);
       const job = jobFromRow(selectJob.get(id)!);
       insertHistory.run(id, row.state, to, job.attempts, patch.reason ?? null, at);
+      recordMove(row, to, at, patch);
       enqueueWebhook(job, at);
       return { job, from: row.state };
     },

@@ -107,6 +107,15 @@ export function createWorkerLeaseStore(
     "UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ?, resident_model = ? WHERE id = 1 AND worker_id = ?",
   );
   const release = db.prepare("DELETE FROM worker_lease WHERE id = 1 AND worker_id = ?");
+  const standbyBeat = db.prepare(
+    `INSERT INTO worker_standbys (worker_id, pid, hostname, heartbeat_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at`,
+  );
+  const standbyLeave = db.prepare("DELETE FROM worker_standbys WHERE worker_id = ? OR heartbeat_at < ?");
+  const freshStandbys = db.prepare<
+    [number],
+    { worker_id: string; pid: number; hostname: string; heartbeat_at: number }
+  >("SELECT * FROM worker_standbys WHERE heartbeat_at >= ? ORDER BY worker_id");
 
   const acquire = db.transaction((me: LeaseClaimant): AcquireResult => {
     const row = select.get();
@@ -136,6 +145,23 @@ export function createWorkerLeaseStore(
     holder(): LeaseHolder | null {
       const row = select.get();
       return row ? toHolder(row) : null;
+    },
+    /** A standby says it exists (each of its beats), for the status route. */
+    standbyBeat(me: LeaseClaimant): void {
+      standbyBeat.run(me.workerId, me.pid, me.hostname, now());
+    },
+    /** A standby became active or stopped; long-silent standbys are swept with it. */
+    standbyLeave(workerId: string): void {
+      standbyLeave.run(workerId, now() - options.staleMs);
+    },
+    /** Standby workers whose last beat is fresh. */
+    standbys(): Array<{ workerId: string; pid: number; hostname: string; heartbeatAt: number }> {
+      return freshStandbys.all(now() - options.staleMs).map((r) => ({
+        workerId: r.worker_id,
+        pid: r.pid,
+        hostname: r.hostname,
+        heartbeatAt: r.heartbeat_at,
+      }));
     },
     isFresh(holder: LeaseHolder | null): boolean {
       return holder !== null && now() - holder.heartbeatAt <= options.staleMs;
