@@ -1,4 +1,4 @@
-import type { Store } from "@foreman/shared";
+import { renderLabels, type Store } from "@foreman/shared";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
 
 /**
@@ -41,17 +41,13 @@ function renderStored(store: Store): string {
   return out;
 }
 
-const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
-
 /** Gauges read from the store at scrape time: the queue, the target, the worker, the webhook backlog. */
 function renderLive(store: Store, now: number): string {
   const lines: string[] = [];
   const gauge = (name: string, help: string, series: Array<[Record<string, string>, number]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
     for (const [labels, value] of series) {
-      const l = Object.entries(labels)
-        .map(([k, v]) => `${k}="${escape(v)}"`)
-        .join(",");
+      const l = renderLabels(labels);
       lines.push(`${name}${l ? `{${l}}` : ""} ${value}`);
     }
   };
