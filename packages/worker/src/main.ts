@@ -6,6 +6,7 @@ import {
   openStore,
   redactConfig,
   watchWakes,
+  webhookSettings,
 } from "@foreman/shared";
 import { ulid } from "ulid";
 import { createJobRunner } from "./job-runner.js";
@@ -54,16 +55,7 @@ const runner = createJobRunner({
   onModelSwitch: (from, to) => logger.info("model switch", { from, to }),
 });
 
-webhooks = createWebhookDispatcher({
-  store,
-  logger,
-  ...(config.webhookSecret ? { defaultSecret: config.webhookSecret } : {}),
-  timeoutMs: config.webhookTimeoutMs,
-  retryBaseMs: config.webhookRetryBaseMs,
-  retryMaxDelayMs: config.webhookRetryMaxDelayMs,
-  retryForMs: config.webhookRetryForMs,
-  concurrency: config.webhookConcurrency,
-});
+webhooks = createWebhookDispatcher({ store, logger, ...webhookSettings(config) });
 
 const pruner = createRetentionPruner({
   store,
