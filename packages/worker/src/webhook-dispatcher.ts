@@ -11,7 +11,13 @@ import {
 } from "@foreman/shared";
 import { Webhook } from "standardwebhooks";
 import { type EndpointVerdict, endpointAccepts, endpointHealthAfter } from "./webhook-endpoint-health.js";
-import { createWebhookSender, type ResolveHost, type SendWebhook, WebhookRefusedError } from "./webhook-request.js";
+import {
+  createWebhookSender,
+  decodeUserinfo,
+  type ResolveHost,
+  type SendWebhook,
+  WebhookRefusedError,
+} from "./webhook-request.js";
 
 /** The outbox operations delivery needs; tests wrap them to inject database failures. */
 export type WebhookOutbox = Pick<
@@ -486,7 +492,7 @@ function errorText(err: unknown): string {
 /** Last line of defence: whatever an error says, the URL's user and password never reach a log or a job. */
 function scrub(text: string, url: URL): string {
   let out = text;
-  for (const part of [url.password, url.username, decodeURIComponent(url.password), decodeURIComponent(url.username)]) {
+  for (const part of [url.password, url.username, decodeUserinfo(url.password), decodeUserinfo(url.username)]) {
     if (part.length >= 3) out = out.split(part).join("[redacted]");
   }
   return out;

@@ -99,7 +99,7 @@ export function createWebhookSender(options: {
         headers: { ...post.headers, "content-length": String(Buffer.byteLength(post.body)) },
         // The URL's user and password, as any HTTP client would send them; never logged.
         ...(url.username || url.password
-          ? { auth: `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}` }
+          ? { auth: `${decodeUserinfo(url.username)}:${decodeUserinfo(url.password)}` }
           : {}),
         lookup,
         agent: false,
@@ -116,4 +116,13 @@ export function createWebhookSender(options: {
       req.end(post.body);
     });
   };
+}
+
+/** A URL's user or password as sent: percent-decoded, or as written when it is not valid percent-encoding. */
+export function decodeUserinfo(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }

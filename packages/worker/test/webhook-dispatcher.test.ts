@@ -960,6 +960,15 @@ describe("webhook-dispatcher", function () {
     for (const secret of ["s3cret", "hook-user"]) expect(text).not.to.include(secret);
   });
 
+  it("sends a user name that is not valid percent-encoding as written", async () => {
+    const { store, outbox } = open(tempDbPath());
+    const r = await receiver({ secretFor: () => undefined });
+    const job = finishedJob(store, { url: r.url.replace("http://", "http://odd%zzuser:pw@") });
+    expect(await drain(dispatcher(outbox, { logger: captureLogs().logger }))).to.equal(4);
+    expect(outbox.deliveriesForJob(job.id).every((x) => x.status === "delivered")).to.equal(true);
+    expect(r.received[0]!.headers.authorization).to.equal(`Basic ${Buffer.from("odd%zzuser:pw").toString("base64")}`);
+  });
+
   it("backs off exponentially with jitter between half and all of the capped delay", () => {
     const policy = { retryBaseMs: 1000, retryMaxDelayMs: 300_000 };
     expect([0, 1, 2, 3, 8].map((n) => webhookRetryDelay(n, policy, () => 0))).to.deep.equal([
