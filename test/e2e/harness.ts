@@ -153,6 +153,8 @@ export async function foreman(
     FOREMAN_HEARTBEAT_MS: "100",
     FOREMAN_WORKER_STALE_MS: "1000",
     FOREMAN_LOG_LEVEL: "debug",
+    // Test receivers listen on loopback, which webhook deliveries refuse unless the operator allows it.
+    FOREMAN_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1,::1",
     ...options.env,
   };
   const f: Foreman = {

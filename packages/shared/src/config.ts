@@ -1,6 +1,9 @@
 import path from "node:path";
 import Joi from "joi";
 import { ConfigError } from "./errors.js";
+import { parseWebhookAllowlist } from "./webhook-address-policy.js";
+import { WEBHOOK_DEFAULTS } from "./webhook-defaults.js";
+import { webhookSecretProblem } from "./webhook-secret.js";
 
 /**
  * Configuration is read once, at start, from FOREMAN_* variables only (SPEC §2.3) into a frozen object
@@ -42,6 +45,9 @@ export interface ForemanConfig {
   readonly webhookRetryMaxDelayMs: number;
   readonly webhookRetryForMs: number;
   readonly webhookConcurrency: number;
+  readonly webhookEndpointConcurrency: number;
+  readonly webhookDisableAfterMs: number;
+  readonly webhookDisabledForMs: number;
   readonly webhookAllowedHosts: readonly string[];
   readonly inlineResultMaxBytes: number;
   readonly retentionMs: number;
@@ -120,10 +126,14 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   },
   FOREMAN_WEBHOOK_SECRET: {
     field: "webhookSecret",
-    schema: Joi.string().pattern(/^whsec_[A-Za-z0-9+/]+={0,2}$/, "whsec_<base64>"),
+    schema: Joi.string().custom((v: string) => {
+      const problem = webhookSecretProblem(v);
+      if (problem) throw new Error(problem);
+      return v;
+    }),
     example: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
     secret: true,
-    doc: "default Standard Webhooks signing secret (whsec_ + base64)",
+    doc: "default Standard Webhooks signing secret (whsec_ + base64 of 24 to 64 bytes)",
   },
   FOREMAN_LOG_LEVEL: {
     field: "logLevel",
@@ -241,42 +251,67 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
   },
   FOREMAN_WEBHOOK_TIMEOUT_MS: {
     field: "webhookTimeoutMs",
-    schema: durationMs(100).default(10_000),
+    schema: durationMs(100).default(WEBHOOK_DEFAULTS.timeoutMs),
     example: "10000",
     doc: "a webhook delivery that has not answered within this is a failed attempt (ms)",
   },
   FOREMAN_WEBHOOK_RETRY_BASE_MS: {
     field: "webhookRetryBaseMs",
-    schema: durationMs(10).default(1000),
+    schema: durationMs(10).default(WEBHOOK_DEFAULTS.retryBaseMs),
     example: "1000",
     doc: "first webhook retry delay; doubles with each attempt, with jitter (ms)",
   },
   FOREMAN_WEBHOOK_RETRY_MAX_DELAY_MS: {
     field: "webhookRetryMaxDelayMs",
-    schema: durationMs(10).default(300_000),
+    schema: durationMs(10).default(WEBHOOK_DEFAULTS.retryMaxDelayMs),
     example: "300000",
-    doc: "longest delay between two webhook attempts (ms)",
+    doc: "longest delay between two webhook attempts, a receiver's Retry-After included (ms)",
   },
   FOREMAN_WEBHOOK_RETRY_FOR_MS: {
     field: "webhookRetryForMs",
-    schema: durationMs(0).default(86_400_000),
+    schema: durationMs(0).default(WEBHOOK_DEFAULTS.retryForMs),
     example: "86400000",
     doc: "a webhook event still failing this long after it was recorded is given up (ms)",
   },
   FOREMAN_WEBHOOK_CONCURRENCY: {
     field: "webhookConcurrency",
-    schema: Joi.number().integer().min(1).max(256).default(8),
+    schema: Joi.number().integer().min(1).max(256).default(WEBHOOK_DEFAULTS.concurrency),
     example: "8",
-    doc: "how many jobs' webhooks are delivered at once (each job's events stay in order)",
+    doc: "how many webhook deliveries run at once, over all receivers (each job's events stay in order)",
+  },
+  FOREMAN_WEBHOOK_ENDPOINT_CONCURRENCY: {
+    field: "webhookEndpointConcurrency",
+    schema: Joi.number().integer().min(1).max(256).default(WEBHOOK_DEFAULTS.endpointConcurrency),
+    example: "2",
+    doc: "how many webhook deliveries run at once to one receiver (scheme://host:port), so a slow one cannot hold up the rest",
+  },
+  FOREMAN_WEBHOOK_DISABLE_AFTER_MS: {
+    field: "webhookDisableAfterMs",
+    schema: Joi.number()
+      .integer()
+      .min(0)
+      .max(90 * 86_400_000)
+      .default(WEBHOOK_DEFAULTS.disableAfterMs),
+    example: "432000000",
+    doc: "a webhook endpoint whose every attempt failed for this long is disabled, like one that answers 410 (ms; default 5 days; 0 = only 410)",
+  },
+  FOREMAN_WEBHOOK_DISABLED_FOR_MS: {
+    field: "webhookDisabledForMs",
+    schema: Joi.number()
+      .integer()
+      .min(1000)
+      .max(90 * 86_400_000)
+      .default(WEBHOOK_DEFAULTS.disabledForMs),
+    example: "86400000",
+    doc: "a disabled webhook endpoint is tried again with one delivery after this long; a success enables it (ms)",
   },
   FOREMAN_WEBHOOK_ALLOWED_HOSTS: {
     field: "webhookAllowedHosts",
     schema: Joi.string()
-      .pattern(/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?(,\s*(\*\.)?[A-Za-z0-9.-]+(:\d+)?)*$/, "host[,host…]")
-      .custom((v: string) => v.split(",").map((h) => h.trim().toLowerCase()))
+      .custom((v: string) => parseWebhookAllowlist(v))
       .default([]),
-    example: "hooks.example.com,*.internal.example",
-    doc: "when set, webhook URLs must point at one of these hosts (*.domain matches subdomains); empty allows any",
+    example: "127.0.0.1,::1,10.0.0.0/8,hooks.internal,*.example.com",
+    doc: "webhooks go only to public addresses, except to these: a host name (*.domain for subdomains) may resolve to any address; an IP or CIDR range may be connected to whatever the name",
   },
   FOREMAN_INLINE_RESULT_MAX_BYTES: {
     field: "inlineResultMaxBytes",
@@ -330,8 +365,10 @@ export const SECRET_KEYS: readonly string[] = Object.entries(CONFIG_KEYS)
 function describeProblem(err: Joi.ValidationError, secretValue?: string): string {
   const detail = err.details[0];
   if (!detail) return "is invalid";
+  // A custom check's own sentence reads better without joi's "failed custom validation because".
+  const customError = detail.type === "any.custom" ? (detail.context?.error as Error | undefined) : undefined;
   // joi's messages start with the quoted label ("\"value\" must be ..."); keep only the predicate.
-  const problem = detail.message.replace(/^"[^"]*"\s*/, "");
+  const problem = customError?.message ?? detail.message.replace(/^"[^"]*"\s*/, "");
   // Some joi messages quote the value itself ("with value ... fails to match"); a secret must not be echoed.
   return secretValue ? problem.split(secretValue).join("[redacted]") : problem;
 }

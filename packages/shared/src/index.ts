@@ -26,3 +26,7 @@ export * from "./store/transitions.js";
 export * from "./store/worker-lease.js";
 export * from "./transition-log.js";
 export * from "./wake.js";
+export * from "./webhook-address-policy.js";
+export * from "./webhook-defaults.js";
+export * from "./webhook-endpoint.js";
+export * from "./webhook-secret.js";

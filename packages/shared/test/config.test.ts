@@ -3,6 +3,7 @@ import path from "node:path";
 import { expect } from "chai";
 import { CONFIG_KEYS, configSecrets, loadConfig, redactConfig } from "../src/config.js";
 import { ConfigError } from "../src/errors.js";
+import { WEBHOOK_DEFAULTS, webhookSettings } from "../src/webhook-defaults.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 
@@ -31,6 +32,32 @@ describe("config", () => {
     expect(() => loadConfig({ FOREMAN_BODY_LIMIT: "lots" })).to.throw(/FOREMAN_BODY_LIMIT .*size such as 10mb/);
   });
 
+  it("takes the webhook defaults from their one owner, and hands the dispatcher its settings", () => {
+    const settings = webhookSettings(loadConfig({}));
+    expect(settings).to.deep.equal({
+      timeoutMs: WEBHOOK_DEFAULTS.timeoutMs,
+      retryBaseMs: WEBHOOK_DEFAULTS.retryBaseMs,
+      retryMaxDelayMs: WEBHOOK_DEFAULTS.retryMaxDelayMs,
+      retryForMs: WEBHOOK_DEFAULTS.retryForMs,
+      concurrency: WEBHOOK_DEFAULTS.concurrency,
+      endpointConcurrency: WEBHOOK_DEFAULTS.endpointConcurrency,
+      disableAfterMs: WEBHOOK_DEFAULTS.disableAfterMs,
+      disabledForMs: WEBHOOK_DEFAULTS.disabledForMs,
+      allowedHosts: [],
+      defaultSecret: undefined,
+    });
+    expect(WEBHOOK_DEFAULTS.disableAfterMs).to.equal(5 * 86_400_000);
+    const set = webhookSettings(
+      loadConfig({
+        FOREMAN_WEBHOOK_ENDPOINT_CONCURRENCY: "1",
+        FOREMAN_WEBHOOK_DISABLE_AFTER_MS: "0",
+        FOREMAN_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1, ::1,10.0.0.0/8,*.Example.com",
+      }),
+    );
+    expect(set).to.include({ endpointConcurrency: 1, disableAfterMs: 0 });
+    expect(set.allowedHosts).to.deep.equal(["127.0.0.1", "::1", "10.0.0.0/8", "*.example.com"]);
+  });
+
   it("reads no bare OLLAMA_* variable", () => {
     const c = loadConfig({ OLLAMA_HOST: "http://1.2.3.4:5", OLLAMA_URL: "http://1.2.3.4:5" });
     expect(c.ollamaUrl).to.equal("http://127.0.0.1:11434");
@@ -54,6 +81,21 @@ describe("config", () => {
       "FOREMAN_WEBHOOK_SECRET",
       "plain",
       /^FOREMAN_WEBHOOK_SECRET .*whsec_<base64>.*; example: FOREMAN_WEBHOOK_SECRET=whsec_/,
+    ],
+    [
+      "FOREMAN_WEBHOOK_SECRET",
+      "whsec_A",
+      /^FOREMAN_WEBHOOK_SECRET must be whsec_<base64> of 24 to 64 bytes \(the part after whsec_ is not base64\); example: /,
+    ],
+    [
+      "FOREMAN_WEBHOOK_SECRET",
+      "whsec_YWFh",
+      /^FOREMAN_WEBHOOK_SECRET must be whsec_<base64> of 24 to 64 bytes \(it decodes to 3\); example: /,
+    ],
+    [
+      "FOREMAN_WEBHOOK_ALLOWED_HOSTS",
+      "127.0.0.1,10.0.0.0/33",
+      /^FOREMAN_WEBHOOK_ALLOWED_HOSTS entry "10\.0\.0\.0\/33" is not a CIDR range such as 10\.0\.0\.0\/8 or fd00::\/8 \(got "127\.0\.0\.1,10\.0\.0\.0\/33"\); example: /,
     ],
   ];
   for (const [key, value, pattern] of bad) {

@@ -7,6 +7,7 @@ import {
   openStore,
   redactConfig,
   watchWakes,
+  webhookSettings,
 } from "@foreman/shared";
 import { ulid } from "ulid";
 import { createJobRescuer } from "./job-rescuer.js";
@@ -76,16 +77,7 @@ const runner = createJobRunner({
   lineLimit: config.targetLineLimit,
 });
 
-webhooks = createWebhookDispatcher({
-  store,
-  logger,
-  ...(config.webhookSecret ? { defaultSecret: config.webhookSecret } : {}),
-  timeoutMs: config.webhookTimeoutMs,
-  retryBaseMs: config.webhookRetryBaseMs,
-  retryMaxDelayMs: config.webhookRetryMaxDelayMs,
-  retryForMs: config.webhookRetryForMs,
-  concurrency: config.webhookConcurrency,
-});
+webhooks = createWebhookDispatcher({ store, logger, ...webhookSettings(config) });
 
 const rescuer = createJobRescuer({
   store,

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -22,6 +23,7 @@ import {
 } from "../src/webhook-dispatcher.js";
 
 const EVENTS = ["job.queued", "job.loading", "job.working", "job.done"];
+const LOOPBACK = ["127.0.0.1", "::1"];
 
 const newSecret = () => `whsec_${randomBytes(24).toString("base64")}`;
 
@@ -36,7 +38,8 @@ function fakeClock() {
   };
 }
 
-type Reply = number | "hang";
+/** A status, a status with headers, or "hang" to never answer. */
+type Reply = number | "hang" | { status: number; headers: Record<string, string> };
 
 interface Received {
   jobId: string;
@@ -48,6 +51,8 @@ interface Received {
   body: string;
   /** "ok": the signature verified with the job's expected secret; "unsigned": none sent and none expected. */
   verdict: string;
+  /** The TLS server name (SNI) the sender asked for, on an HTTPS receiver. */
+  servername: string | undefined;
   reply: Reply;
 }
 
@@ -60,6 +65,11 @@ async function startReceiver(options: {
   secretFor: (jobId: string) => string | undefined;
   reply?: (request: Omit<Received, "reply">, index: number) => Reply;
   answerDelayMs?: number;
+  /** A loopback address to listen on (127.0.0.1 by default) and a port (any free one by default). */
+  host?: string;
+  port?: number;
+  /** Serve HTTPS with this key and certificate. */
+  tls?: { key: Buffer; cert: Buffer };
 }) {
   const received: Received[] = [];
   const arrivals = new EventEmitter();
@@ -67,7 +77,7 @@ async function startReceiver(options: {
   let activeTotal = 0;
   const peak = { total: 0, perJob: 0 };
 
-  const server = http.createServer((req, res) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
@@ -100,6 +110,7 @@ async function startReceiver(options: {
         headers: req.headers,
         body,
         verdict,
+        servername: (req.socket as { servername?: string }).servername,
       };
       const reply = options.reply?.(request, received.length) ?? 200;
       received.push({ ...request, reply });
@@ -114,20 +125,26 @@ async function startReceiver(options: {
       });
       arrivals.emit("request");
       if (reply === "hang") return;
+      const [status, headers] = typeof reply === "number" ? [reply, {}] : [reply.status, reply.headers];
       // Answering later keeps several requests open at once, which is what the concurrency checks need.
       setTimeout(
-        () => res.writeHead(reply, { "content-type": "text/plain" }).end("thanks"),
+        () => res.writeHead(status, { "content-type": "text/plain", ...headers }).end("thanks"),
         options.answerDelayMs ?? 0,
       );
     });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  };
+  const server = options.tls ? https.createServer(options.tls, handle) : http.createServer(handle);
+  const host = options.host ?? "127.0.0.1";
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, host, resolve));
   const { port } = server.address() as AddressInfo;
 
   return {
-    url: `http://127.0.0.1:${port}/hook`,
+    url: `${options.tls ? "https" : "http"}://${host}:${port}/hook`,
+    port,
     received,
     peak,
+    /** Requests open right now (received, not yet answered or dropped). */
+    active: () => activeTotal,
     /** Resolves once `done(received)` holds; rejects with what did arrive after `timeoutMs`. */
     waitFor(what: string, done: (r: Received[]) => boolean, timeoutMs = 5000): Promise<void> {
       return new Promise((resolve, reject) => {
@@ -219,7 +236,8 @@ describe("webhook-dispatcher", function () {
     outbox: OutboxStore,
     options: Partial<WebhookDispatcherOptions> & { logger: WebhookDispatcherOptions["logger"] },
   ): WebhookDispatcher {
-    const d = createWebhookDispatcher({ store: { outbox }, ...options });
+    // The receivers are on loopback, which deliveries refuse unless the operator allows it.
+    const d = createWebhookDispatcher({ store: { outbox }, allowedHosts: LOOPBACK, ...options });
     cleanups.push(() => d.stop());
     return d;
   }
@@ -583,6 +601,372 @@ describe("webhook-dispatcher", function () {
       expect(text).not.to.include(secret.slice("whsec_".length));
     }
     for (const x of r.received) expect(text).not.to.include(x.signature!.slice("v1,".length));
+  });
+
+  describe("where deliveries may go", () => {
+    /** A resolver that answers every name with these addresses, counting its calls. */
+    function resolver(answer: (call: number, name: string) => string[]) {
+      const calls: string[] = [];
+      const resolve = async (name: string) => {
+        calls.push(name);
+        return answer(calls.length, name).map((address) => ({ address, family: address.includes(":") ? 6 : 4 }));
+      };
+      return { resolve, calls };
+    }
+
+    it("refuses a name that resolves to loopback unless the operator allows it, by address or by name", async () => {
+      const { store, outbox } = open(tempDbPath());
+      const r = await receiver({ secretFor: () => undefined });
+      const dns = resolver(() => ["127.0.0.1"]);
+      const url = `http://hooks.test:${r.port}/hook`;
+      const logger = captureLogs().logger;
+
+      const refusedJob = finishedJob(store, { url });
+      expect(await drain(dispatcher(outbox, { logger, allowedHosts: [], resolve: dns.resolve }))).to.equal(4);
+      expect(r.received, "nothing reaches the receiver").to.have.length(0);
+      expect(outbox.deliveriesForJob(refusedJob.id).map((d) => [d.status, d.attempts, d.last_error])).to.deep.equal(
+        EVENTS.map(() => [
+          "failed",
+          1,
+          "refused: hooks.test resolves only to non-public addresses (loopback); FOREMAN_WEBHOOK_ALLOWED_HOSTS can allow it",
+        ]),
+      );
+
+      const byAddress = finishedJob(store, { url });
+      expect(await drain(dispatcher(outbox, { logger, allowedHosts: ["127.0.0.0/8"], resolve: dns.resolve }))).to.equal(
+        4,
+      );
+      const byName = finishedJob(store, { url });
+      expect(await drain(dispatcher(outbox, { logger, allowedHosts: ["*.test"], resolve: dns.resolve }))).to.equal(4);
+      for (const job of [byAddress, byName]) {
+        expect(r.received.filter((x) => x.jobId === job.id).map((x) => x.type)).to.deep.equal(EVENTS);
+        expect(outbox.deliveriesForJob(job.id).every((d) => d.status === "delivered")).to.equal(true);
+      }
+    });
+
+    it("refuses localhost through the system resolver", async () => {
+      const { store, outbox } = open(tempDbPath());
+      const r = await receiver({ secretFor: () => undefined });
+      const job = finishedJob(store, { url: `http://localhost:${r.port}/hook` });
+      expect(await drain(dispatcher(outbox, { logger: captureLogs().logger, allowedHosts: [] }))).to.equal(4);
+      expect(r.received).to.have.length(0);
+      expect(outbox.deliveriesForJob(job.id)[0]!.last_error).to.match(
+        /^refused: localhost resolves only to non-public addresses \(loopback/,
+      );
+    });
+
+    it("reads odd IPv4 and IPv6 spellings as the address they are, refused or delivered alike", async () => {
+      const { store, outbox } = open(tempDbPath());
+      const r = await receiver({ secretFor: () => undefined });
+      const hosts = ["2130706433", "0x7f.1", "0177.0.0.1", "127.1", "[::ffff:127.0.0.1]", "[::ffff:7f00:1]"];
+      const refused = hosts.map((h) => finishedJob(store, { url: `http://${h}:${r.port}/hook` }));
+      expect(await drain(dispatcher(outbox, { logger: captureLogs().logger, allowedHosts: [] }))).to.equal(24);
+      expect(r.received).to.have.length(0);
+      expect(refused.map((job) => outbox.deliveriesForJob(job.id)[0]!.last_error)).to.deep.equal([
+        ...hosts
+          .slice(0, 4)
+          .map(
+            () => "refused: 127.0.0.1 is not a public address (loopback); FOREMAN_WEBHOOK_ALLOWED_HOSTS can allow it",
+          ),
+        ...hosts
+          .slice(4)
+          .map(
+            () =>
+              "refused: ::ffff:7f00:1 is not a public address (loopback, IPv4-mapped); FOREMAN_WEBHOOK_ALLOWED_HOSTS can allow it",
+          ),
+      ]);
+
+      const allowed = hosts.map((h) => finishedJob(store, { url: `http://${h}:${r.port}/hook` }));
+      expect(await drain(dispatcher(outbox, { logger: captureLogs().logger, allowedHosts: ["127.0.0.1"] }))).to.equal(
+        24,
+      );
+      for (const job of allowed) {
+        expect(
+          outbox.deliveriesForJob(job.id).map((d) => d.status),
+          job.webhook!.url,
+        ).to.deep.equal(EVENTS.map(() => "delivered"));
+      }
+    });
+
+    it("connects to the address it checked: a DNS answer that changes afterwards is never used", async () => {
+      const { store, outbox } = open(tempDbPath());
+      // The receiver the first answer allows, and an "internal" service on the same port of another
+      // loopback address that the later answers point at.
+      const allowed = await receiver({ secretFor: () => undefined });
+      const internal = await receiver({ secretFor: () => undefined, host: "127.0.0.2", port: allowed.port });
+      const dns = resolver((call) => (call === 1 ? ["127.0.0.1"] : ["127.0.0.2"]));
+      const job = finishedJob(store, { url: `http://rebind.test:${allowed.port}/hook` });
+      const d = dispatcher(outbox, { logger: captureLogs().logger, allowedHosts: ["127.0.0.1"], resolve: dns.resolve });
+
+      expect(await d.runOnce()).to.equal(1);
+      expect(dns.calls, "one resolution for the check and the connect").to.deep.equal(["rebind.test"]);
+      expect(allowed.received.map((x) => x.type)).to.deep.equal(["job.queued"]);
+      expect(internal.received).to.have.length(0);
+
+      expect(await drain(d)).to.equal(3);
+      expect(dns.calls).to.have.length(4, "one resolution per delivery");
+      expect(internal.received, "the rebound answer is refused, never connected to").to.have.length(0);
+      expect(outbox.deliveriesForJob(job.id).map((x) => [x.status, x.last_error])).to.deep.equal([
+        ["delivered", null],
+        ...EVENTS.slice(1).map(() => [
+          "failed",
+          "refused: rebind.test resolves only to non-public addresses (loopback); FOREMAN_WEBHOOK_ALLOWED_HOSTS can allow it",
+        ]),
+      ]);
+    });
+
+    it("connects only to the allowed addresses among several answers", async () => {
+      const { store, outbox } = open(tempDbPath());
+      const r = await receiver({ secretFor: () => undefined });
+      const other = await receiver({ secretFor: () => undefined, host: "127.0.0.2", port: r.port });
+      const dns = resolver(() => ["127.0.0.2", "127.0.0.1"]);
+      const job = finishedJob(store, { url: `http://mixed.test:${r.port}/hook` });
+      expect(
+        await drain(
+          dispatcher(outbox, { logger: captureLogs().logger, allowedHosts: ["127.0.0.1"], resolve: dns.resolve }),
+        ),
+      ).to.equal(4);
+      expect(r.received.filter((x) => x.jobId === job.id).map((x) => x.type)).to.deep.equal(EVENTS);
+      expect(other.received).to.have.length(0);
+    });
+
+    it("verifies TLS against the URL's host name, not the address it connects to", async () => {
+      const fixtures = path.join(import.meta.dirname, "fixtures");
+      const tls = {
+        key: fs.readFileSync(path.join(fixtures, "hooks-test.key")),
+        cert: fs.readFileSync(path.join(fixtures, "hooks-test.crt")),
+      };
+      const { store, outbox } = open(tempDbPath());
+      const r = await receiver({ secretFor: () => undefined, tls });
+      const dns = resolver(() => ["127.0.0.1"]);
+      const good = finishedJob(store, { url: `https://hooks.test:${r.port}/hook` });
+      const wrongName = finishedJob(store, { url: `https://other.test:${r.port}/hook` });
+      const d = dispatcher(outbox, { logger: captureLogs().logger, resolve: dns.resolve, ca: tls.cert });
+      await drain(d);
+      expect(r.received.filter((x) => x.jobId === good.id).map((x) => [x.type, x.servername])).to.deep.equal(
+        EVENTS.map((t) => [t, "hooks.test"]),
+      );
+      expect(r.received.filter((x) => x.jobId === wrongName.id)).to.have.length(0);
+      expect(outbox.deliveriesForJob(wrongName.id)[0]).to.include({ status: "pending", attempts: 1 });
+      expect(outbox.deliveriesForJob(wrongName.id)[0]!.last_error).to.match(/ERR_TLS_CERT_ALTNAME_INVALID/);
+    });
+  });
+
+  describe("one receiver does not hold up the others", () => {
+    it("delivers to a healthy receiver while 40 jobs' deliveries hang at another", async () => {
+      const { store, outbox } = open(tempDbPath());
+      const hanging = await receiver({ secretFor: () => undefined, reply: () => "hang" });
+      const healthy = await receiver({ secretFor: () => undefined });
+      for (let i = 0; i < 40; i++) finishedJob(store, { url: hanging.url });
+      const job = finishedJob(store, { url: healthy.url });
+      const d = dispatcher(outbox, { logger: captureLogs().logger, timeoutMs: 60_000, stopGraceMs: 50 });
+      d.start();
+      await healthy.waitFor("the healthy job's events", acknowledged(eventIds(outbox, job.id)));
+      expect(hanging.active(), "the hanging deliveries are still in flight").to.equal(2);
+      expect(hanging.received, "at most two at a time to one receiver").to.have.length(2);
+      await d.stop();
+    });
+
+    it("serves receivers whose last attempt failed from a lane of their own", async () => {
+      const { store, outbox } = open(tempDbPath());
+      // Two receivers fail once, then hang; with two slots in all, only their own lane keeps the third going.
+      const receivers = await Promise.all(
+        [0, 1].map(() => receiver({ secretFor: () => undefined, reply: (_req, i) => (i === 0 ? 500 : "hang") })),
+      );
+      for (const r of receivers) finishedJob(store, { url: r.url });
+      const d = dispatcher(outbox, {
+        logger: captureLogs().logger,
+        concurrency: 2,
+        endpointConcurrency: 1,
+        retryBaseMs: 1,
+        timeoutMs: 60_000,
+        stopGraceMs: 50,
+      });
+      d.start();
+      for (const r of receivers) await r.waitFor("a failure, then a hanging retry", (x) => x.length === 2);
+      const healthy = await receiver({ secretFor: () => undefined });
+      const job = finishedJob(store, { url: healthy.url });
+      d.kick();
+      await healthy.waitFor("the healthy job's events", acknowledged(eventIds(outbox, job.id)));
+      expect(receivers.map((r) => r.active())).to.deep.equal([1, 1]);
+      await d.stop();
+    });
+
+    it("honours Retry-After (seconds or a date) on 429 and 503, for the whole receiver, capped by the longest delay", async () => {
+      const clock = fakeClock();
+      const { store, outbox } = open(tempDbPath(), clock.now);
+      // The first job's attempts get these answers, in turn; everything else is answered 200.
+      const answers: Array<() => Reply> = [
+        () => ({ status: 503, headers: { "retry-after": "120" } }),
+        () => ({ status: 429, headers: { "retry-after": new Date(clock.now() + 30_000).toUTCString() } }),
+        () => ({ status: 503, headers: { "retry-after": "86400" } }),
+        () => ({ status: 500, headers: { "retry-after": "600" } }),
+      ];
+      let answered = 0;
+      let job: { id: string } | undefined;
+      const r = await receiver({
+        secretFor: () => undefined,
+        reply: (req) => (req.jobId === job?.id ? (answers[answered++]?.() ?? 200) : 200),
+      });
+      job = finishedJob(store, { url: r.url });
+      const logs = captureLogs();
+      const d = dispatcher(outbox, { logger: logs.logger, now: clock.now, random: () => 0.5, endpointConcurrency: 1 });
+      const head = () => outbox.deliveriesForJob(job!.id)[0]!;
+
+      expect(await d.runOnce()).to.equal(1);
+      expect(head()).to.include({ last_status: 503, next_attempt_at: clock.now() + 120_000 });
+      const other = finishedJob(store, { url: r.url });
+      expect(await d.runOnce(), "the receiver is paused: another job's delivery waits too").to.equal(0);
+      clock.advance(119_999);
+      expect(await d.runOnce()).to.equal(0);
+      expect(outbox.deliveriesForJob(other.id)[0]).to.include({ attempts: 0 });
+      clock.advance(1);
+      expect(await drain(d)).to.equal(5);
+      expect(outbox.deliveriesForJob(other.id).every((x) => x.status === "delivered")).to.equal(true);
+      expect(head()).to.include({ last_status: 429 });
+      const dated = head().next_attempt_at! - clock.now();
+      expect(dated).to.be.within(29_000, 30_000);
+
+      clock.advance(dated);
+      expect(await d.runOnce()).to.equal(1);
+      expect(head().next_attempt_at! - clock.now(), "capped by the longest delay").to.equal(300_000);
+      clock.advance(300_000);
+      expect(await d.runOnce()).to.equal(1);
+      expect(head().next_attempt_at! - clock.now(), "ignored on a 500: the backoff").to.equal(6000);
+      const failed = (await logs.lines()).filter((l) => l.message === "webhook delivery failed");
+      expect(failed.map((l) => [l.http_status, l.retry_after_ms])).to.deep.equal([
+        [503, 120_000],
+        [429, dated],
+        [503, 86_400_000],
+        [500, undefined],
+      ]);
+    });
+  });
+
+  describe("disabling an endpoint", () => {
+    it("a 410 disables the endpoint at once: its pending deliveries fail, one log line, a trial after the period", async () => {
+      const clock = fakeClock();
+      const { store, outbox } = open(tempDbPath(), clock.now);
+      let gone = true;
+      const r = await receiver({ secretFor: () => undefined, reply: () => (gone ? 410 : 200) });
+      const url = r.url.replace("http://", "http://alice:pa55word@");
+      const first = finishedJob(store, { url });
+      const second = finishedJob(store, { url });
+      const elsewhere = finishedJob(store, { url: `${r.url}-other` });
+      const logs = captureLogs();
+      const d = dispatcher(outbox, {
+        logger: logs.logger,
+        now: clock.now,
+        endpointConcurrency: 1,
+        disabledForMs: 3_600_000,
+      });
+
+      expect(await d.runOnce()).to.equal(1);
+      const disabledAt = new Date(clock.now()).toISOString();
+      const error = `endpoint disabled since ${disabledAt}: it answered 410 Gone`;
+      expect(
+        outbox.deliveriesForJob(first.id).map((x) => [x.status, x.attempts, x.last_status, x.last_error]),
+      ).to.deep.equal([["failed", 1, 410, error], ...EVENTS.slice(1).map(() => ["failed", 0, null, error])]);
+      expect(outbox.deliveriesForJob(second.id).map((x) => [x.status, x.attempts, x.last_error])).to.deep.equal(
+        EVENTS.map(() => ["failed", 0, error]),
+      );
+      const lines = (await logs.lines()).filter((l) => l.message === "webhook endpoint disabled");
+      expect(lines).to.have.length(1);
+      expect(lines[0]).to.include({
+        level: "warn",
+        endpoint: r.url,
+        reason: "it answered 410 Gone",
+        http_status: 410,
+        deliveries_failed: 8,
+      });
+
+      // The other path of the same receiver is another endpoint.
+      gone = false;
+      expect(await drain(d)).to.equal(4);
+      expect(outbox.deliveriesForJob(elsewhere.id).every((x) => x.status === "delivered")).to.equal(true);
+
+      // A job after the disabling: failed without an attempt while the endpoint is disabled.
+      const later = finishedJob(store, { url });
+      await drain(d);
+      expect(outbox.deliveriesForJob(later.id).map((x) => [x.status, x.attempts, x.last_error])).to.deep.equal(
+        EVENTS.map(() => ["failed", 0, error]),
+      );
+      expect(r.received.filter((x) => x.reply === 410)).to.have.length(1);
+
+      // After the period, a trial: it succeeds, and the endpoint is enabled again.
+      clock.advance(3_600_000);
+      const trial = finishedJob(store, { url });
+      await drain(d);
+      expect(outbox.deliveriesForJob(trial.id).map((x) => x.status)).to.deep.equal(EVENTS.map(() => "delivered"));
+      expect(outbox.endpointHealth(r.url)).to.equal(null);
+      const text = await logs.text();
+      expect(text).not.to.include("pa55word");
+      expect(text).not.to.include("alice");
+    });
+
+    it("disables an endpoint whose every attempt failed for the configured period", async () => {
+      const clock = fakeClock();
+      const { store, outbox } = open(tempDbPath(), clock.now);
+      const r = await receiver({ secretFor: () => undefined, reply: () => 500 });
+      const job = finishedJob(store, { url: r.url });
+      const logs = captureLogs();
+      const d = dispatcher(outbox, {
+        logger: logs.logger,
+        now: clock.now,
+        random: () => 0,
+        retryMaxDelayMs: 10_000,
+        retryForMs: 86_400_000,
+        disableAfterMs: 60_000,
+      });
+      const started = clock.now();
+      let attempts = 0;
+      while (outbox.deliveriesForJob(job.id)[0]!.status === "pending") {
+        expect(await d.runOnce()).to.equal(1);
+        attempts++;
+        const next = outbox.deliveriesForJob(job.id)[0]!.next_attempt_at;
+        if (next !== null) clock.advance(next - clock.now());
+      }
+      // Delays 500, 1000, 2000, 4000, then 5000 each: the 16th attempt, at 62.5 s, is the first 60 s after the first.
+      expect(attempts).to.equal(16);
+      expect(clock.now() - started).to.be.at.least(60_000);
+      expect(outbox.deliveriesForJob(job.id).map((x) => x.status)).to.deep.equal(EVENTS.map(() => "failed"));
+      const [line] = (await logs.lines()).filter((l) => l.message === "webhook endpoint disabled");
+      expect(line?.reason).to.equal("every attempt failed for 1 min (16 attempts, last: HTTP 500)");
+    });
+  });
+
+  it("never logs the webhook URL's user or password, and sends them as Basic auth", async () => {
+    const clock = fakeClock();
+    const { store, outbox } = open(tempDbPath(), clock.now);
+    const r = await receiver({ secretFor: () => undefined, reply: (_req, i) => (i === 0 ? 500 : 200) });
+    const closed = await receiver({ secretFor: () => undefined });
+    await closed.close();
+    const withCredentials = (url: string) => url.replace("http://", "http://hook-user:s3cret%21pw@");
+    const job = finishedJob(store, { url: withCredentials(r.url) });
+    const refused = finishedJob(store, { url: withCredentials(closed.url) });
+    const logs = captureLogs();
+    const d = dispatcher(outbox, { logger: logs.logger, now: clock.now });
+    expect(await d.runOnce()).to.equal(2);
+    clock.advance(1000);
+    await drain(d);
+    expect(r.received.map((x) => x.headers.authorization)).to.deep.equal(
+      [0, 1, 2, 3, 4].map(() => `Basic ${Buffer.from("hook-user:s3cret!pw").toString("base64")}`),
+    );
+    expect(outbox.deliveriesForJob(job.id).every((x) => x.status === "delivered")).to.equal(true);
+    expect(outbox.deliveriesForJob(refused.id)[0]!.last_error).to.match(/^connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+    const lines = await logs.lines();
+    expect(lines.filter((l) => l.message === "webhook delivery failed")).to.have.length.at.least(2);
+    const text = await logs.text();
+    for (const secret of ["s3cret", "hook-user"]) expect(text).not.to.include(secret);
+  });
+
+  it("sends a user name that is not valid percent-encoding as written", async () => {
+    const { store, outbox } = open(tempDbPath());
+    const r = await receiver({ secretFor: () => undefined });
+    const job = finishedJob(store, { url: r.url.replace("http://", "http://odd%zzuser:pw@") });
+    expect(await drain(dispatcher(outbox, { logger: captureLogs().logger }))).to.equal(4);
+    expect(outbox.deliveriesForJob(job.id).every((x) => x.status === "delivered")).to.equal(true);
+    expect(r.received[0]!.headers.authorization).to.equal(`Basic ${Buffer.from("odd%zzuser:pw").toString("base64")}`);
   });
 
   it("backs off exponentially with jitter between half and all of the capped delay", () => {

@@ -1,5 +1,14 @@
 import { createHash } from "node:crypto";
-import { type ForemanConfig, JOB_EVENT_TYPES, type NewJob, ValidationError } from "@foreman/shared";
+import {
+  type ForemanConfig,
+  JOB_EVENT_TYPES,
+  literalWebhookAddressProblem,
+  type NewJob,
+  ValidationError,
+  WEBHOOK_SECRET_FORM,
+  webhookAddressPolicy,
+  webhookSecretProblem,
+} from "@foreman/shared";
 import Joi from "joi";
 
 const message = Joi.object({
@@ -10,8 +19,6 @@ const message = Joi.object({
   tool_calls: Joi.array().optional(),
   tool_name: Joi.string().optional(),
 }).unknown(true);
-
-const SECRET_FORM = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
 
 /** POST /jobs (SPEC §5.2): what a batch caller may send, with errors that name the field. */
 const schema = Joi.object({
@@ -32,7 +39,13 @@ const schema = Joi.object({
     url: Joi.string()
       .uri({ scheme: ["http", "https"] })
       .required(),
-    secret: Joi.string().pattern(SECRET_FORM, "whsec_<base64>"),
+    // Checked here rather than with a pattern: joi's pattern message would quote the secret back.
+    secret: Joi.string()
+      .custom((v: string) => {
+        if (webhookSecretProblem(v)) throw new Error("bad secret");
+        return v;
+      })
+      .messages({ "any.custom": `{{#label}} must be ${WEBHOOK_SECRET_FORM}` }),
     events: Joi.array()
       .items(Joi.string().valid(...JOB_EVENT_TYPES))
       .min(1)
@@ -70,7 +83,7 @@ export function parseJobRequest(body: unknown, config: Pick<ForemanConfig, "webh
   if (v.metadata !== undefined && Buffer.byteLength(JSON.stringify(v.metadata)) > METADATA_MAX_BYTES) {
     throw new ValidationError(`metadata must be at most ${METADATA_MAX_BYTES} bytes of JSON`);
   }
-  if (v.webhook) assertAllowedHost(v.webhook.url, config.webhookAllowedHosts);
+  if (v.webhook) assertDeliverableUrl(v.webhook.url, config.webhookAllowedHosts);
 
   const kind = v.messages ? "chat" : "generate";
   const { metadata, webhook, stream: _ignored, ...rest } = v;
@@ -90,15 +103,20 @@ export function parseJobRequest(body: unknown, config: Pick<ForemanConfig, "webh
   };
 }
 
-function assertAllowedHost(url: string, allowed: readonly string[]): void {
-  if (allowed.length === 0) return;
-  const { hostname, host } = new URL(url);
-  const ok = allowed.some((pattern) => {
-    const p = pattern.toLowerCase();
-    if (p.startsWith("*.")) return hostname.endsWith(p.slice(1));
-    return p === hostname || p === host;
-  });
-  if (!ok) throw new ValidationError(`webhook.url host ${hostname} is not in FOREMAN_WEBHOOK_ALLOWED_HOSTS`);
+/**
+ * What can be known of a webhook URL before any delivery: it parses as a URL the way the worker will
+ * parse it, and a literal IP host is one the address policy allows (names are checked at each delivery,
+ * on the addresses they resolve to then). Messages name the host, never the URL's user or password.
+ */
+function assertDeliverableUrl(text: string, allowedHosts: readonly string[]): void {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ValidationError("webhook.url must be a valid uri");
+  }
+  const problem = literalWebhookAddressProblem(url, webhookAddressPolicy(allowedHosts));
+  if (problem) throw new ValidationError(`webhook.url: ${problem}`);
 }
 
 /** JSON with object keys sorted, so the same body hashes the same whatever its key order. */

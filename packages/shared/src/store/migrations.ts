@@ -174,4 +174,21 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: "webhook-endpoints",
+    sql: `
+      -- Webhook endpoints (a URL without its user, password and fragment) that are failing or disabled;
+      -- an endpoint whose last attempt succeeded has no row.
+      CREATE TABLE webhook_endpoints (
+        endpoint             TEXT PRIMARY KEY,
+        failing_since        INTEGER NOT NULL,          -- first failed attempt of the current run (epoch ms)
+        consecutive_failures INTEGER NOT NULL,
+        disabled_at          INTEGER,                   -- NULL while enabled
+        disabled_until       INTEGER,                   -- when a trial delivery may be sent again
+        disabled_reason      TEXT,
+        updated_at           INTEGER NOT NULL
+      );
+    `,
+  },
 ];

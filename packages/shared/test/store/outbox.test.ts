@@ -150,4 +150,92 @@ describe("store/outbox", () => {
     store.transitions.transition(filtered.id, "done", { result: { ok: true } });
     expect(outbox.dueDeliveries(10, clock.now()).map((d) => d.type)).to.deep.equal(["job.done"]);
   });
+
+  it("reads due deliveries for some receivers only, or past the ones left out", () => {
+    const busy = [1, 2, 3].map(() => jobWithThreeEvents({ url: "http://127.0.0.1:1/busy" }));
+    const withCredentials = jobWithThreeEvents({ url: "http://user:pw@127.0.0.1:1/busy?x=1" });
+    const other = jobWithThreeEvents({ url: "http://127.0.0.2:1/hook" });
+    const at = clock.now();
+    expect(
+      outbox.dueDeliveries(1, at).map((d) => d.job_id),
+      "the busy receiver's backlog comes first",
+    ).to.deep.equal([busy[0]!.id]);
+    expect(
+      outbox.dueDeliveries(1, at, { except: ["http://127.0.0.1:1"] }).map((d) => d.job_id),
+      "a user and password do not make another receiver",
+    ).to.deep.equal([other.id]);
+    expect(outbox.dueDeliveries(10, at, { only: ["http://127.0.0.1:1"] }).map((d) => d.job_id)).to.deep.equal([
+      ...busy.map((j) => j.id),
+      withCredentials.id,
+    ]);
+    expect(outbox.dueDeliveries(10, at, { only: [] })).to.deep.equal([]);
+  });
+
+  it("keeps an endpoint's failing or disabled state, and forgets it when told", () => {
+    const endpoint = "http://127.0.0.1:1/hook";
+    expect(outbox.endpointHealth(endpoint)).to.equal(null);
+    const health = {
+      failingSince: 5,
+      consecutiveFailures: 2,
+      disabledAt: null,
+      disabledUntil: null,
+      disabledReason: null,
+    };
+    outbox.saveEndpointHealth(endpoint, health, 10);
+    expect(outbox.endpointHealth(endpoint)).to.deep.equal(health);
+    outbox.saveEndpointHealth(endpoint, { ...health, consecutiveFailures: 3 }, 20);
+    expect(outbox.endpointHealth(endpoint)).to.include({ consecutiveFailures: 3 });
+    outbox.saveEndpointHealth(endpoint, null);
+    expect(outbox.endpointHealth(endpoint), "healthy: no row").to.equal(null);
+    outbox.saveEndpointHealth("http://127.0.0.1:1/old", health, 100);
+    outbox.saveEndpointHealth("http://127.0.0.1:1/new", health, 200);
+    expect(outbox.forgetQuietEndpoints(150)).to.equal(1);
+    expect(outbox.endpointHealth("http://127.0.0.1:1/old")).to.equal(null);
+    expect(outbox.endpointHealth("http://127.0.0.1:1/new")).to.deep.equal(health);
+  });
+
+  it("disabling an endpoint settles its pending deliveries at once, but those in flight and other endpoints'", () => {
+    const a = jobWithThreeEvents({ url: "http://127.0.0.1:1/hook" });
+    const b = jobWithThreeEvents({ url: "http://user:pw@127.0.0.1:1/hook#frag" });
+    const c = jobWithThreeEvents({ url: "http://127.0.0.1:1/hook-2" });
+    const [inFlight] = outbox.dueDeliveries(1, clock.now());
+    const health = {
+      failingSince: 1,
+      consecutiveFailures: 1,
+      disabledAt: 1,
+      disabledUntil: 99,
+      disabledReason: "gone",
+    };
+    const settled = outbox.disableEndpoint("http://127.0.0.1:1/hook", health, "endpoint disabled: gone", {
+      at: clock.now(),
+      inFlight: [inFlight!.id],
+    });
+    expect(settled).to.equal(5);
+    expect(outbox.endpointHealth("http://127.0.0.1:1/hook")).to.deep.equal(health);
+    const view = (id: string) => outbox.deliveriesForJob(id).map((d) => [d.status, d.attempts, d.last_error]);
+    expect(view(a.id)).to.deep.equal([
+      ["pending", 0, null],
+      ["failed", 0, "endpoint disabled: gone"],
+      ["failed", 0, "endpoint disabled: gone"],
+    ]);
+    expect(view(b.id)).to.deep.equal([1, 2, 3].map(() => ["failed", 0, "endpoint disabled: gone"]));
+    expect(view(c.id)).to.deep.equal([1, 2, 3].map(() => ["pending", 0, null]));
+  });
+
+  it("fails a delivery without counting an attempt", () => {
+    const job = jobWithThreeEvents();
+    const [head] = outbox.dueDeliveries(1, clock.now());
+    expect(outbox.failUnattempted(head!.id, "endpoint disabled: gone", clock.now())).to.be.true;
+    expect(outbox.failUnattempted(head!.id, "again", clock.now())).to.be.false;
+    expect(outbox.deliveriesForJob(job.id)[0]).to.include({
+      status: "failed",
+      attempts: 0,
+      last_error: "endpoint disabled: gone",
+      next_attempt_at: null,
+    });
+    expect(
+      outbox.dueDeliveries(10, clock.now()).map((d) => d.type),
+      "the job's next event goes",
+    ).to.deep.equal(["job.loading"]);
+  });
 });
