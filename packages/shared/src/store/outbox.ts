@@ -1,5 +1,6 @@
 import { webhookEndpoint, webhookOrigin } from "../webhook-endpoint.js";
 import type { Db } from "./database.js";
+import { createMetricsStore, type MetricsStore } from "./metrics.js";
 
 /** One outbox row the dispatcher may send now: the head of its job's pending events. */
 export interface DueDelivery {
@@ -71,7 +72,7 @@ export interface FailedAttempt {
  * one is delivered or given up, even when its own `next_attempt_at` (its creation time) is already past,
  * so a receiver never sees `job.done` before a `job.working` that is still being retried.
  */
-export function createOutboxStore(db: Db, options: { now?: () => number } = {}) {
+export function createOutboxStore(db: Db, options: { now?: () => number; metrics?: MetricsStore } = {}) {
   const clock = options.now ?? Date.now;
   // The URL groupings, in SQL, from the one JavaScript definition (so they cannot drift apart). Only the
   // delivery side's statements use them; registering them costs the gateway nothing.
@@ -150,10 +151,13 @@ export function createOutboxStore(db: Db, options: { now?: () => number } = {}) 
   );
   const deleteEndpoint = db.prepare("DELETE FROM webhook_endpoints WHERE endpoint = ?");
   const deleteQuietEndpoints = db.prepare("DELETE FROM webhook_endpoints WHERE updated_at < ?");
+  const metrics = options.metrics ?? createMetricsStore(db);
   const disable = db.transaction(
     (endpoint: string, health: EndpointHealth, error: string, at: number, inFlight: readonly number[]) => {
       upsertEndpoint.run({ endpoint, ...health, at });
-      return updateFailedForEndpoint.run({ endpoint, error, at, except: JSON.stringify(inFlight) }).changes;
+      const settled = updateFailedForEndpoint.run({ endpoint, error, at, except: JSON.stringify(inFlight) }).changes;
+      if (settled > 0) metrics.increment("foreman_webhook_deliveries_total", { outcome: "endpoint_disabled" }, settled);
+      return settled;
     },
   );
   const selectForJob = db.prepare<[string], DeliveryView>(
@@ -164,6 +168,12 @@ export function createOutboxStore(db: Db, options: { now?: () => number } = {}) 
       ORDER BY id`,
   );
 
+  // Each outcome is counted in the transaction that records it (foreman_webhook_deliveries_total).
+  const settle = db.transaction((outcome: string, write: () => boolean): boolean => {
+    const changed = write();
+    if (changed) metrics.increment("foreman_webhook_deliveries_total", { outcome });
+    return changed;
+  });
   const pendingCount = db.prepare<[], { count: number }>(
     "SELECT COUNT(*) AS count FROM webhook_outbox INDEXED BY webhook_outbox_due WHERE status = 'pending'",
   );
@@ -186,19 +196,25 @@ export function createOutboxStore(db: Db, options: { now?: () => number } = {}) 
     },
     /** Records a 2xx answer. Returns false when the row was no longer pending. */
     markDelivered(id: number, httpStatus: number, at: number = clock()): boolean {
-      return updateDelivered.run(httpStatus, at, id).changes === 1;
+      return settle("delivered", () => updateDelivered.run(httpStatus, at, id).changes === 1);
     },
     /** Records a failed attempt and when to try again. Returns false when the row was no longer pending. */
     scheduleRetry(id: number, attempt: FailedAttempt & { nextAttemptAt: number }): boolean {
-      return updateRetry.run(attempt.status, attempt.error, attempt.nextAttemptAt, id).changes === 1;
+      return settle(
+        "failed_will_retry",
+        () => updateRetry.run(attempt.status, attempt.error, attempt.nextAttemptAt, id).changes === 1,
+      );
     },
     /** Records a last failed attempt and stops retrying (status 'failed'); the job's next event becomes due. */
     markGivenUp(id: number, attempt: FailedAttempt & { at?: number }): boolean {
-      return updateGivenUp.run(attempt.status, attempt.error, attempt.at ?? clock(), id).changes === 1;
+      return settle(
+        "given_up",
+        () => updateGivenUp.run(attempt.status, attempt.error, attempt.at ?? clock(), id).changes === 1,
+      );
     },
     /** Settles a delivery as failed without an attempt (attempts unchanged), e.g. its endpoint is disabled. */
     failUnattempted(id: number, error: string, at: number = clock()): boolean {
-      return updateFailedUnattempted.run(error, at, id).changes === 1;
+      return settle("not_attempted", () => updateFailedUnattempted.run(error, at, id).changes === 1);
     },
     /** The endpoint's failing or disabled state; null when it is healthy. */
     endpointHealth(endpoint: string): EndpointHealth | null {

@@ -49,7 +49,7 @@ export function openStore(options: StoreOptions) {
     jobs: createJobsStore(db),
     transitions,
     claims: createClaimStore(db, transitions, lease),
-    outbox: createOutboxStore(db, { now }),
+    outbox: createOutboxStore(db, { now, metrics }),
     artifacts,
     target: createTargetStore(db),
     retention: createRetentionStore(db),
