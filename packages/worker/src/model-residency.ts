@@ -30,6 +30,8 @@ export function createModelResidency(deps: ModelResidencyDeps) {
   let resident: string | null = null;
   /** The worker model the target last answered for (or was seen holding): a different answer is a load. */
   let lastLoaded: string | null = null;
+  /** The worker model unloaded to make room, until the next answer: that load is a swap. */
+  let switchedFrom: string | null = null;
   /** When the target last answered a job: an /api/ps asked before then may predate that load. */
   let lastAnsweredAt = 0;
 
@@ -62,7 +64,11 @@ export function createModelResidency(deps: ModelResidencyDeps) {
           await client.unload(previous);
           logger.info("model unloaded", { model: previous, next_model: model });
           deps.onModelUnloaded?.(previous, "switch");
-          if (lastLoaded !== null && sameModel(lastLoaded, previous)) lastLoaded = null;
+          // Whatever answers next was loaded in its place (even the same model again, after a failed switch).
+          if (lastLoaded !== null && sameModel(lastLoaded, previous)) {
+            switchedFrom = previous;
+            lastLoaded = null;
+          }
         } catch (err) {
           logger.warn("model unload failed", { model: previous, error: (err as Error).message });
         }
@@ -73,7 +79,9 @@ export function createModelResidency(deps: ModelResidencyDeps) {
     /** The target answered a job of `model`: it holds that model now. */
     answered(model: string): void {
       const loaded = normalizeModelName(model);
-      if (lastLoaded === null || !sameModel(lastLoaded, loaded)) deps.onModelSwitch?.(lastLoaded, loaded);
+      if (lastLoaded === null || !sameModel(lastLoaded, loaded))
+        deps.onModelSwitch?.(lastLoaded ?? switchedFrom, loaded);
+      switchedFrom = null;
       resident = lastLoaded = loaded;
       lastAnsweredAt = now();
     },
