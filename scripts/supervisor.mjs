@@ -44,7 +44,11 @@ function start(name, args = []) {
   });
   const startedAt = Date.now();
   for (const stream of [child.stdout, child.stderr]) {
-    readline.createInterface({ input: stream }).on("line", (line) => process.stdout.write(`${prefix(name)}${line}\n`));
+    // The prefix names the process; a pretty line's own "[name]" after its level would say it twice.
+    const own = new RegExp(`^(\\S+ \\S+\\s+)\\[${name}\\] `);
+    readline
+      .createInterface({ input: stream })
+      .on("line", (line) => process.stdout.write(`${prefix(name)}${line.replace(own, "$1")}\n`));
   }
   child.on("exit", (code, signal) => {
     children.delete(name);
@@ -52,9 +56,10 @@ function start(name, args = []) {
       if (children.size === 0) process.exit(exitCode);
       return;
     }
-    // A child that exits with 2 was refused its configuration: restarting it cannot help.
+    // A child that exits with 2 was refused its configuration or its listen address: restarting it cannot
+    // help until the operator changes something (its own last line says what).
     if (code === 2) {
-      log(`${name} exited with a configuration error; stopping`);
+      log(`${name} exited with an error that restarting cannot fix (see its last line); stopping`);
       shutdown("SIGTERM", 2);
       return;
     }

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import {
   createLoggerFromConfig,
   createWaker,
+  displayUrl,
   handleShutdownSignals,
   loadConfigOrExit,
   logTransitions,
@@ -35,14 +36,30 @@ const proxy = createTargetProxy({
 const waker = createWaker(config.dataDir);
 const drain = createResponseDrain();
 const server = http.createServer(createRequestListener({ config, store, logger, proxy, wake: waker.wake, drain }));
-server.on("error", (err) => {
-  logger.error("cannot listen", { host: config.host, port: config.port, error: err.message });
+server.on("error", (err: NodeJS.ErrnoException) => {
+  const where = `${config.host}:${config.port}`;
+  const advice =
+    err.code === "EADDRINUSE"
+      ? `another process is listening there: stop it, or set FOREMAN_PORT to a free port`
+      : err.code === "EADDRNOTAVAIL"
+        ? `no interface of this host has that address: set FOREMAN_HOST (0.0.0.0 listens on all)`
+        : err.code === "EACCES"
+          ? `ports below 1024 need privileges: set FOREMAN_PORT to 1024 or above`
+          : `check FOREMAN_HOST and FOREMAN_PORT`;
+  logger.error(`cannot listen on ${where}: ${err.code ?? err.message}; ${advice}`, { code: err.code });
   store.close();
-  process.exit(1);
+  // Exit code 2, like a configuration error: restarting cannot help until the operator changes something.
+  setImmediate(() => process.exit(2));
 });
 server.listen(config.port, config.host, () => {
   const { address, port } = server.address() as AddressInfo;
-  logger.info("gateway listening", { url: `http://${address}:${port}`, config: redactConfig(config) });
+  const url = `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
+  logger.info(`gateway listening on ${url}; target ${displayUrl(config.ollamaUrl)}`, {
+    url,
+    target: displayUrl(config.ollamaUrl),
+    data_dir: config.dataDir,
+  });
+  logger.debug("configuration", { config: redactConfig(config) });
 });
 // Streams stay open as long as a job runs; only idle sockets are timed out.
 server.keepAliveTimeout = 65_000;

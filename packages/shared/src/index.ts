@@ -1,5 +1,6 @@
 export * from "./artifact-files.js";
 export * from "./config.js";
+export * from "./display-url.js";
 export * from "./drain-policy.js";
 export * from "./errors.js";
 export * from "./generation-routes.js";

@@ -1,6 +1,7 @@
 import {
   createJobOutcomes,
   createLoggerFromConfig,
+  displayUrl,
   handleShutdownSignals,
   loadConfigOrExit,
   logTransitions,
@@ -38,7 +39,13 @@ const store = openStore({
 if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
 }
-logger.info("worker starting", { pid: process.pid, config: redactConfig(config) });
+logger.info(`worker starting; target ${displayUrl(config.ollamaUrl)}, database ${config.dbPath}`, {
+  pid: process.pid,
+  target: displayUrl(config.ollamaUrl),
+  db: config.dbPath,
+  ...(config.embedModel ? { embed_model: config.embedModel } : {}),
+});
+logger.debug("configuration", { config: redactConfig(config) });
 
 const client = createTargetClient({
   baseUrl: config.ollamaUrl,

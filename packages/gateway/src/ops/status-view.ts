@@ -1,18 +1,6 @@
-import { type ForemanConfig, type Store, sameModel } from "@foreman/shared";
+import { displayUrl, type ForemanConfig, type Store, sameModel } from "@foreman/shared";
 
 const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms).toISOString());
-
-/** The target's URL as it may be shown: never its user name or password. */
-export function displayUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = "";
-    u.password = "";
-    return u.toString().replace(/\/$/, "");
-  } catch {
-    return "(invalid URL)";
-  }
-}
 
 /**
  * The whole picture for one glance (the status route and `foreman status`): the target, what it holds,
