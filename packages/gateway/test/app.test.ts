@@ -1,15 +1,14 @@
-import fs from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import { PassThrough } from "node:stream";
 import { createLogger, loadConfig, openStore, type Store } from "@foreman/shared";
 import { expect } from "chai";
 import request from "supertest";
+import { makeTempDir } from "../../../test/temp-dirs.js";
 import { createApp } from "../src/app.js";
 import { createTargetProxy } from "../src/proxy/target-proxy.js";
 
 function build(env: NodeJS.ProcessEnv = {}) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-gw-"));
+  const dataDir = makeTempDir("foreman-gw-");
   const config = loadConfig({ FOREMAN_DATA_DIR: dataDir, ...env });
   const store = openStore({ dbPath: config.dbPath, workerStaleMs: config.workerStaleMs });
   const logger = createLogger({ service: "gateway", stream: new PassThrough(), level: "error" });
