@@ -46,7 +46,7 @@ export function createFastSubmit(deps: SubmitDeps & { logger: Logger; bodyLimit:
         const answer = errorResponse(err);
         if (answer.unexpected)
           deps.logger.error("unhandled error", { path: "/jobs", error: (err as Error)?.stack ?? String(err) });
-        if (!res.headersSent) send(res, answer.status, { error: answer.error });
+        if (!res.headersSent) send(res, answer.status, { error: answer.error }, answer.headers);
       }
     });
   };

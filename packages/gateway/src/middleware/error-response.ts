@@ -1,4 +1,4 @@
-import { ForemanError } from "@foreman/shared";
+import { ForemanError, UnavailableError } from "@foreman/shared";
 
 interface BodyParserError {
   type?: string;
@@ -12,7 +12,23 @@ interface BodyParserError {
  * fast-path handlers: typed errors keep their status and message, body-parsing failures become a 4xx
  * naming the problem, and anything else is a 500 whose details stay in the log (null message here).
  */
-export function errorResponse(err: unknown): { status: number; error: string; unexpected: boolean } {
+export interface ErrorAnswer {
+  status: number;
+  error: string;
+  unexpected: boolean;
+  /** Headers the answer must carry (Retry-After on a 503). */
+  headers?: Record<string, string>;
+}
+
+export function errorResponse(err: unknown): ErrorAnswer {
+  if (err instanceof UnavailableError) {
+    return {
+      status: err.status,
+      error: err.message,
+      unexpected: false,
+      headers: { "retry-after": String(err.retryAfterSeconds) },
+    };
+  }
   if (err instanceof ForemanError) return { status: err.status, error: err.message, unexpected: false };
   const parserError = err as BodyParserError;
   if (parserError?.type === "entity.parse.failed") {

@@ -5,6 +5,7 @@ import { type Db, openDatabase } from "./database.js";
 import { createJobsStore } from "./jobs.js";
 import { migrate } from "./migrate.js";
 import { createOutboxStore } from "./outbox.js";
+import { createQueueTotalsStore } from "./queue-totals.js";
 import { createTargetStore } from "./target.js";
 import { createTransitionsStore, type TransitionsOptions } from "./transitions.js";
 import { createWorkerLeaseStore } from "./worker-lease.js";
@@ -45,6 +46,7 @@ export function openStore(options: StoreOptions) {
     outbox: createOutboxStore(db, { now }),
     artifacts,
     target: createTargetStore(db),
+    queueTotals: createQueueTotalsStore(db),
     workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
     /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */
     probeWritable(): void {
