@@ -12,6 +12,7 @@ export * from "./relay.js";
 export * from "./store/artifacts.js";
 export * from "./store/claim.js";
 export * from "./store/database.js";
+export * from "./store/db-file-watch.js";
 export * from "./store/jobs.js";
 export * from "./store/migrate.js";
 export * from "./store/outbox.js";

@@ -1,10 +1,12 @@
 import {
   createLoggerFromConfig,
+  exitWhenDatabaseFileLost,
   handleShutdownSignals,
   loadConfigOrExit,
   logTransitions,
   openStore,
   redactConfig,
+  restrictNewFilesToOwner,
   watchWakes,
 } from "@foreman/shared";
 import { ulid } from "ulid";
@@ -17,6 +19,7 @@ import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "./webhook-dispatcher.js";
 
+restrictNewFilesToOwner();
 const config = loadConfigOrExit("worker");
 const logger = createLoggerFromConfig(config, "worker");
 const logTransition = logTransitions(logger);
@@ -35,6 +38,7 @@ const store = openStore({
 if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
 }
+exitWhenDatabaseFileLost(config, logger);
 logger.info("worker starting", { pid: process.pid, config: redactConfig(config) });
 
 const client = createTargetClient({
