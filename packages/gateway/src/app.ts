@@ -1,5 +1,5 @@
 import type http from "node:http";
-import type { ForemanConfig, Logger, Store } from "@foreman/shared";
+import type { DatabaseFileWatch, ForemanConfig, Logger, Store } from "@foreman/shared";
 import express, { type Express } from "express";
 import { createFastSubmit } from "./jobs/fast-submit.js";
 import { createJobBatcher, type JobBatcher } from "./jobs/job-batcher.js";
@@ -21,6 +21,8 @@ export interface AppDeps {
   wake: () => void;
   /** Group commit for new jobs; one is made when not given. */
   batcher?: JobBatcher;
+  /** Whether the database file is still the one opened; readiness fails when it is not. */
+  databaseFile?: Pick<DatabaseFileWatch, "check">;
 }
 
 /** Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. */
@@ -37,7 +39,7 @@ export function createApp(deps: AppDeps): Express {
     if (!dispatch(req, res)) next();
   });
   // One batcher per app: jobs created through any route share its group commits.
-  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake);
+  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);
   app.use(generationRoutes({ ...deps, batcher }));
   app.use(jobsRoutes({ ...deps, batcher }));
   app.use(managementGate());
@@ -52,7 +54,7 @@ export function createApp(deps: AppDeps): Express {
  * through the Express app, which answers it (or its 401) the same way.
  */
 export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
-  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake);
+  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);
   const app = createApp({ ...deps, batcher });
   const dispatch = createPassthroughDispatcher(deps);
   const submit = createFastSubmit({

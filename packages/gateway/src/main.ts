@@ -1,17 +1,20 @@
-import http from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   createLoggerFromConfig,
   createWaker,
+  exitWhenDatabaseFileLost,
   handleShutdownSignals,
   loadConfigOrExit,
   logTransitions,
   openStore,
   redactConfig,
+  restrictNewFilesToOwner,
 } from "@foreman/shared";
 import { createRequestListener } from "./app.js";
 import { createTargetProxy } from "./proxy/target-proxy.js";
+import { createGatewayServer } from "./server.js";
 
+restrictNewFilesToOwner();
 const config = loadConfigOrExit("gateway");
 const logger = createLoggerFromConfig(config, "gateway");
 const store = openStore({
@@ -24,6 +27,7 @@ const store = openStore({
 if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
 }
+const databaseFile = exitWhenDatabaseFileLost(config, logger);
 
 const proxy = createTargetProxy({
   targetUrl: config.ollamaUrl,
@@ -32,7 +36,11 @@ const proxy = createTargetProxy({
   logger,
 });
 const waker = createWaker(config.dataDir);
-const server = http.createServer(createRequestListener({ config, store, logger, proxy, wake: waker.wake }));
+const server = createGatewayServer(
+  createRequestListener({ config, store, logger, proxy, wake: waker.wake, databaseFile }),
+  config,
+  logger,
+);
 server.on("error", (err) => {
   logger.error("cannot listen", { host: config.host, port: config.port, error: err.message });
   store.close();
@@ -42,8 +50,6 @@ server.listen(config.port, config.host, () => {
   const { address, port } = server.address() as AddressInfo;
   logger.info("gateway listening", { url: `http://${address}:${port}`, config: redactConfig(config) });
 });
-// Streams stay open as long as a job runs; only idle sockets are timed out.
-server.keepAliveTimeout = 65_000;
 
 handleShutdownSignals(logger, async () => {
   // Stop accepting, drop idle keep-alive sockets, and wait for in-flight requests to finish.

@@ -85,7 +85,11 @@ describe("config", () => {
   });
 
   it("refuses a target URL with a user name or password, and never prints the password", () => {
-    for (const url of ["http://alice:hunter2@10.0.0.5:11434", "http://alice@10.0.0.5:11434", "https://:hunter2@host/x"]) {
+    for (const url of [
+      "http://alice:hunter2@10.0.0.5:11434",
+      "http://alice@10.0.0.5:11434",
+      "https://:hunter2@host/x",
+    ]) {
       let error: unknown;
       try {
         loadConfig({ FOREMAN_OLLAMA_URL: url });

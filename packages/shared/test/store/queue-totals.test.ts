@@ -11,7 +11,9 @@ const lease = { workerId: "w1", pid: process.pid, hostname: "test-host" };
 /** What the triggers must agree with: the queue counted the slow way. */
 function recount(store: Store) {
   return store.db
-    .prepare("SELECT COUNT(*) AS jobs, COALESCE(SUM(octet_length(request)), 0) AS bytes FROM jobs WHERE state = 'queued'")
+    .prepare(
+      "SELECT COUNT(*) AS jobs, COALESCE(SUM(octet_length(request)), 0) AS bytes FROM jobs WHERE state = 'queued'",
+    )
     .get() as { jobs: number; bytes: number };
 }
 

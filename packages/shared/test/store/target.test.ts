@@ -10,7 +10,13 @@ describe("store/target", () => {
   afterEach(() => store.close());
 
   const seen = (reachable: boolean, at: number) =>
-    store.target.record({ reachable, version: reachable ? "0.9.0" : null, resident: [], lastCheckedAt: at, lastError: null });
+    store.target.record({
+      reachable,
+      version: reachable ? "0.9.0" : null,
+      resident: [],
+      lastCheckedAt: at,
+      lastError: null,
+    });
 
   it("remembers when the current outage began, and forgets it once the target is back", () => {
     seen(false, 1000);
