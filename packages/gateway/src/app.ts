@@ -3,6 +3,7 @@ import type { DatabaseFileWatch, ForemanConfig, Logger, Store } from "@foreman/s
 import express, { type Express } from "express";
 import { createFastSubmit } from "./jobs/fast-submit.js";
 import { createJobBatcher, type JobBatcher } from "./jobs/job-batcher.js";
+import { isPlainUtf8Body } from "./json-body.js";
 import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
 import { errorHandler, notFoundHandler } from "./middleware/errors.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
@@ -68,7 +69,13 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
   const token = deps.config.apiToken;
   return (req, res) => {
     if (token !== undefined && !isAuthorized(req.headers.authorization, token)) return void app(req, res);
-    if (req.method === "POST" && (req.url === "/jobs" || req.url?.startsWith("/jobs?"))) return submit(req, res);
+    if (
+      req.method === "POST" &&
+      (req.url === "/jobs" || req.url?.startsWith("/jobs?")) &&
+      isPlainUtf8Body(req.headers)
+    ) {
+      return submit(req, res);
+    }
     if (dispatch(req, res)) return;
     app(req, res);
   };

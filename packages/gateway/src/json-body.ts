@@ -56,6 +56,17 @@ export function parseJsonBody(body: Buffer): unknown {
   }
 }
 
+/**
+ * Whether the raw fast path can read this body as it is: not compressed and UTF-8 (or no charset). Any other
+ * body goes through Express's parser, which inflates it, decodes its charset, or refuses it with a 415.
+ */
+export function isPlainUtf8Body(headers: http.IncomingHttpHeaders): boolean {
+  const encoding = headers["content-encoding"];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") return false;
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(headers["content-type"] ?? "")?.[1];
+  return charset === undefined || /^utf-?8$/i.test(charset);
+}
+
 const bodySizes = new WeakMap<http.IncomingMessage, number>();
 
 /** The size in bytes of the body the JSON parser read for `req` (0 when none was read). */

@@ -1,4 +1,5 @@
 import http from "node:http";
+import type { Duplex } from "node:stream";
 import type { ForemanConfig, Logger } from "@foreman/shared";
 
 type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -28,6 +29,7 @@ export function createGatewayServer(
     },
     listener,
   );
+  server.on("clientError", answerClientError);
   server.keepAliveTimeout = config.keepAliveTimeoutMs;
   server.maxConnections = config.maxConnections;
   let dropped = 0;
@@ -44,4 +46,28 @@ export function createGatewayServer(
     dropped = 0;
   });
   return server;
+}
+
+/**
+ * What Node answers itself, before any handler runs (a malformed request line or header, headers too
+ * large, a request too slow), in Ollama's error shape like every other refusal; Node's own answers carry
+ * no body. The connection is closed: after a parse error its stream cannot be trusted.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const inFlight = (socket as { _httpMessage?: http.ServerResponse })._httpMessage;
+  if (err.code === "ECONNRESET" || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, error] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "request not received in time (FOREMAN_HEADERS_TIMEOUT_MS, FOREMAN_REQUEST_TIMEOUT_MS)"]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "request headers too large"]
+        : [400, `malformed HTTP request (${err.code ?? "parse error"})`];
+  const body = JSON.stringify({ error });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

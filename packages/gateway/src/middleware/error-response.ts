@@ -30,6 +30,10 @@ export function errorResponse(err: unknown): ErrorAnswer {
     };
   }
   if (err instanceof ForemanError) return { status: err.status, error: err.message, unexpected: false };
+  // The router could not percent-decode a path parameter (`/jobs/%FF`).
+  if (err instanceof URIError) {
+    return { status: 400, error: "the path is not valid percent-encoded UTF-8", unexpected: false };
+  }
   const parserError = err as BodyParserError;
   if (parserError?.type === "entity.parse.failed") {
     return { status: 400, error: `invalid JSON body: ${parserError.message ?? "parse error"}`, unexpected: false };
