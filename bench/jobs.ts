@@ -4,7 +4,17 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { monotonicFactory } from "ulid";
 import { openStore, retainNativeHandles } from "../packages/shared/src/index.js";
-import { findWrk, percentile, runLoad, runWrk, startGateway, startSim, table } from "./lib.js";
+import {
+  findWrk,
+  makeTempDir,
+  percentile,
+  removeTempDir,
+  runLoad,
+  runWrk,
+  startGateway,
+  startSim,
+  table,
+} from "./lib.js";
 
 /** POST /jobs throughput with no worker running: the jobs only pile up in the queue. */
 export async function benchPostJobs(durationMs: number) {
@@ -130,7 +140,7 @@ async function measureDatabase(label: string, dbPath: string, sample: string[], 
 
 /** GET /jobs/<id> and the claim query on an empty database and on one with `count` finished jobs. */
 export async function benchLargeDatabase(count: number, requests: number) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-bench-db-"));
+  const dir = makeTempDir("foreman-bench-db-");
   const emptyPath = path.join(dir, "empty.db");
   const fullPath = path.join(dir, "full.db");
   const emptySample = fillFinishedJobs(emptyPath, 10);
@@ -142,7 +152,7 @@ export async function benchLargeDatabase(count: number, requests: number) {
     await measureDatabase(`${count.toLocaleString("en")} finished jobs`, fullPath, fullSample, requests),
   ];
   const size = fs.statSync(fullPath).size;
-  fs.rmSync(dir, { recursive: true, force: true });
+  removeTempDir(dir);
   const [empty, full] = results as [(typeof results)[0], (typeof results)[0]];
   return {
     title: `GET /jobs/<id> and the claim query, empty vs ${count.toLocaleString("en")} finished jobs (${(size / 1e9).toFixed(2)} GB file, filled in ${fillSeconds.toFixed(0)} s)`,

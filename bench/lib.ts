@@ -11,9 +11,26 @@ import { fileURLToPath } from "node:url";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 const started = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+// On any exit, success or a thrown benchmark: no process keeps running and no temp directory stays behind.
 process.on("exit", () => {
   for (const c of started) c.kill("SIGKILL");
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
+// Ctrl-C ends the process without the exit event unless it is handled.
+process.once("SIGINT", () => process.exit(130));
+
+/** A temporary directory removed when the benchmark process exits, or earlier by `removeTempDir`. */
+export function makeTempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function removeTempDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -76,7 +93,7 @@ export async function startSim(args: string[] = []) {
 
 export async function startGateway(targetUrl: string, extraEnv: NodeJS.ProcessEnv = {}, dataDirIn?: string) {
   const port = await freePort();
-  const dataDir = dataDirIn ?? fs.mkdtempSync(path.join(os.tmpdir(), "foreman-bench-"));
+  const dataDir = dataDirIn ?? makeTempDir("foreman-bench-");
   const p = await startProcess(
     process.execPath,
     [path.join(ROOT, "packages/gateway/dist/main.js")],
@@ -104,7 +121,7 @@ export function findNginx(): string | null {
 /** An nginx reverse proxy to `targetPort` on loopback, configured at run time: one worker, upstream keep-alive. */
 export async function startNginx(nginx: string, targetPort: number) {
   const port = await freePort();
-  const prefix = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-bench-nginx-"));
+  const prefix = makeTempDir("foreman-bench-nginx-");
   const conf = path.join(prefix, "nginx.conf");
   fs.writeFileSync(
     conf,
@@ -308,7 +325,7 @@ export function runWrk(options: {
   concurrency: number;
   durationMs: number;
 }): LoadResult {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-wrk-"));
+  const dir = makeTempDir("foreman-wrk-");
   const script = path.join(dir, "request.lua");
   fs.writeFileSync(
     script,
@@ -322,7 +339,7 @@ export function runWrk(options: {
     ["-t1", `-c${options.concurrency}`, `-d${seconds}s`, "--latency", "-s", script, options.url],
     { encoding: "utf8" },
   ).stdout;
-  fs.rmSync(dir, { recursive: true, force: true });
+  removeTempDir(dir);
   const ms = (label: string) => {
     const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
     if (!m) return Number.NaN;

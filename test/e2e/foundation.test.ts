@@ -21,11 +21,15 @@ describe("e2e: foundation (gateway and worker processes)", () => {
     const worker = f.startWorker();
     await worker.waitForLog("active worker");
     const ready = await fetch(`${f.url}/readyz`);
-    const body = (await ready.json()) as { status: string; worker: { pid: number }; database: { writable: boolean } };
+    const body = (await ready.json()) as {
+      status: string;
+      worker: { fresh: boolean };
+      database: { writable: boolean };
+    };
     expect(ready.status).to.equal(200);
     expect(body.status).to.equal("ready");
     expect(body.database.writable).to.equal(true);
-    expect(body.worker.pid).to.equal(worker.child.pid);
+    expect(body.worker.fresh).to.equal(true);
 
     const root = await fetch(`${f.url}/`);
     expect(await root.text()).to.equal("Ollama is running");

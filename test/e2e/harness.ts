@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import fs from "node:fs";
 import net from "node:net";
-import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
+import { makeTempDir, removeTempDirs } from "../temp-dirs.js";
 
 /**
  * The end-to-end harness: starts gateway and worker as real child processes (their built `dist/main.js`)
@@ -106,9 +105,14 @@ function parse(line: string): LogLine | null {
 
 const live = new Set<Proc>();
 
-/** Kills every process the harness started and still running; call from `after`/`afterEach`. */
+/**
+ * Kills every process the harness started and still running, then removes the temporary data
+ * directories made so far (their processes are gone); call from `after`/`afterEach`.
+ */
 export async function stopAll(): Promise<void> {
   await Promise.all([...live].map((p) => p.kill("SIGKILL")));
+  removeTempDirs(dataDirs);
+  dataDirs.clear();
 }
 
 export async function freePort(): Promise<number> {
@@ -123,8 +127,12 @@ export async function freePort(): Promise<number> {
   });
 }
 
+const dataDirs = new Set<string>();
+
 export function tempDataDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), "foreman-e2e-"));
+  const dir = makeTempDir("foreman-e2e-");
+  dataDirs.add(dir);
+  return dir;
 }
 
 export interface Foreman {

@@ -1,8 +1,9 @@
 import type http from "node:http";
-import type { ForemanConfig, Logger, Store } from "@foreman/shared";
+import type { DatabaseFileWatch, ForemanConfig, Logger, Store } from "@foreman/shared";
 import express, { type Express } from "express";
 import { createFastSubmit } from "./jobs/fast-submit.js";
 import { createJobBatcher, type JobBatcher } from "./jobs/job-batcher.js";
+import { isPlainUtf8Body } from "./json-body.js";
 import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
 import { errorHandler, notFoundHandler } from "./middleware/errors.js";
 import { createEventStreams, type EventStreams } from "./ops/event-stream.js";
@@ -32,6 +33,8 @@ export interface AppDeps {
   metrics?: GatewayMetrics;
   /** The live event stream's readers; made when not given. */
   events?: EventStreams;
+  /** Whether the database file is still the one opened; readiness fails when it is not. */
+  databaseFile?: Pick<DatabaseFileWatch, "check">;
 }
 
 /** Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. */
@@ -48,7 +51,7 @@ export function createApp(deps: AppDeps): Express {
     if (!dispatch(req, res)) next();
   });
   // One batcher per app: jobs created through any route share its group commits.
-  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake);
+  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);
   const metrics = deps.metrics ?? createGatewayMetrics(deps.store);
   const events = deps.events ?? createEventStreams({ store: deps.store, dbPath: deps.config.dbPath });
   app.use(opsRoutes({ ...deps, metrics, events }));
@@ -66,7 +69,7 @@ export function createApp(deps: AppDeps): Express {
  * through the Express app, which answers it (or its 401) the same way.
  */
 export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
-  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake);
+  const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);
   const metrics = deps.metrics ?? createGatewayMetrics(deps.store);
   const app = createApp({ ...deps, batcher, metrics });
   const dispatch = createPassthroughDispatcher(deps);
@@ -95,7 +98,13 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
       });
     });
     if (token !== undefined && !isAuthorized(req.headers.authorization, token)) return void app(req, res);
-    if (req.method === "POST" && (req.url === "/jobs" || req.url?.startsWith("/jobs?"))) return submit(req, res);
+    if (
+      req.method === "POST" &&
+      (req.url === "/jobs" || req.url?.startsWith("/jobs?")) &&
+      isPlainUtf8Body(req.headers)
+    ) {
+      return submit(req, res);
+    }
     if (dispatch(req, res)) return;
     app(req, res);
   };

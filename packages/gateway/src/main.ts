@@ -1,19 +1,22 @@
-import http from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   createLoggerFromConfig,
   createWaker,
   displayUrl,
+  exitWhenDatabaseFileLost,
   handleShutdownSignals,
   loadConfigOrExit,
   logTransitions,
   openStore,
   redactConfig,
+  restrictNewFilesToOwner,
 } from "@foreman/shared";
 import { createRequestListener } from "./app.js";
 import { createTargetProxy } from "./proxy/target-proxy.js";
 import { createResponseDrain } from "./response-drain.js";
+import { createGatewayServer } from "./server.js";
 
+restrictNewFilesToOwner();
 const config = loadConfigOrExit("gateway");
 const logger = createLoggerFromConfig(config, "gateway");
 const store = openStore({
@@ -26,6 +29,7 @@ const store = openStore({
 if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
 }
+const databaseFile = exitWhenDatabaseFileLost(config, logger);
 
 const proxy = createTargetProxy({
   targetUrl: config.ollamaUrl,
@@ -35,7 +39,11 @@ const proxy = createTargetProxy({
 });
 const waker = createWaker(config.dataDir);
 const drain = createResponseDrain();
-const server = http.createServer(createRequestListener({ config, store, logger, proxy, wake: waker.wake, drain }));
+const server = createGatewayServer(
+  createRequestListener({ config, store, logger, proxy, wake: waker.wake, drain, databaseFile }),
+  config,
+  logger,
+);
 server.on("error", (err: NodeJS.ErrnoException) => {
   const where = `${config.host}:${config.port}`;
   const advice =
@@ -61,8 +69,6 @@ server.listen(config.port, config.host, () => {
   });
   logger.debug("configuration", { config: redactConfig(config) });
 });
-// Streams stay open as long as a job runs; only idle sockets are timed out.
-server.keepAliveTimeout = 65_000;
 
 handleShutdownSignals(
   logger,

@@ -1,15 +1,14 @@
-import fs from "node:fs";
 import os from "node:os";
-import path from "node:path";
 import { PassThrough } from "node:stream";
 import { createLogger, loadConfig, openStore, type Store } from "@foreman/shared";
 import { expect } from "chai";
 import request from "supertest";
+import { makeTempDir } from "../../../test/temp-dirs.js";
 import { createApp } from "../src/app.js";
 import { createTargetProxy } from "../src/proxy/target-proxy.js";
 
 function build(env: NodeJS.ProcessEnv = {}) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-gw-"));
+  const dataDir = makeTempDir("foreman-gw-");
   const config = loadConfig({ FOREMAN_DATA_DIR: dataDir, ...env });
   const store = openStore({ dbPath: config.dbPath, workerStaleMs: config.workerStaleMs });
   const logger = createLogger({ service: "gateway", stream: new PassThrough(), level: "error" });
@@ -51,18 +50,65 @@ describe("gateway app", () => {
     expect(before.body.worker.fresh).to.equal(false);
 
     built.store.workerLease.tryAcquire({ workerId: "w", pid: process.pid, hostname: os.hostname() });
+    const downSince = Date.now() - 60_000;
+    built.store.target.record({
+      reachable: false,
+      version: null,
+      resident: [],
+      lastCheckedAt: downSince,
+      lastError: "ECONNREFUSED",
+    });
     built.store.target.record({
       reachable: false,
       version: null,
       resident: [],
       lastCheckedAt: Date.now(),
-      lastError: "ECONNREFUSED",
+      lastError: "x",
     });
+    for (const prompt of ["a", "b"]) {
+      built.store.transitions.createJob({
+        kind: "generate",
+        api: "ollama",
+        mode: "async",
+        model: "m",
+        request: { prompt },
+      });
+    }
     const after = await request(built.app).get("/readyz");
     expect(after.status).to.equal(200);
     expect(after.body.status).to.equal("ready");
-    // An unreachable target does not make foreman unready: jobs still queue (SPEC §2.4).
-    expect(after.body.target).to.include({ reachable: false, last_error: "ECONNREFUSED" });
+    // An unreachable target does not make foreman unready: jobs still queue (SPEC §2.4). The body says
+    // since when it is down and how many jobs wait.
+    expect(after.body.target).to.deep.equal({
+      reachable: false,
+      down_since: new Date(downSince).toISOString(),
+      last_seen_at: null,
+    });
+    expect(after.body.queue).to.deep.equal({ queued: 2 });
+  });
+
+  it("readyz shows the worker's pid, host and job, and the target's errors, only to a caller with the token", async () => {
+    const token = "0123456789abcdef-token";
+    const built = build({ FOREMAN_API_TOKEN: token });
+    store = built.store;
+    built.store.workerLease.tryAcquire({ workerId: "w", pid: 4242, hostname: "secret-host" });
+    built.store.target.record({
+      reachable: false,
+      version: null,
+      resident: [],
+      lastCheckedAt: Date.now(),
+      lastError: "ECONNREFUSED 10.1.2.3:11434",
+    });
+    const open = await request(built.app).get("/readyz");
+    expect(open.status).to.equal(200);
+    const text = JSON.stringify(open.body);
+    expect(text).to.not.include("4242").and.not.include("secret-host").and.not.include("10.1.2.3");
+    expect(open.body.worker).to.have.keys("fresh", "heartbeat_age_ms");
+    const wrong = await request(built.app).get("/readyz").set("Authorization", "Bearer nope");
+    expect(JSON.stringify(wrong.body)).to.not.include("secret-host");
+    const authorized = await request(built.app).get("/readyz").set("Authorization", `Bearer ${token}`);
+    expect(authorized.body.worker).to.include({ pid: 4242, hostname: "secret-host", current_job_id: null });
+    expect(authorized.body.target).to.include({ last_error: "ECONNREFUSED 10.1.2.3:11434" });
   });
 
   it("readyz is 503 when the database cannot take a write", async () => {
@@ -77,7 +123,7 @@ describe("gateway app", () => {
     );
     const res = await request(built.app).get("/readyz");
     expect(res.status).to.equal(503);
-    expect(res.body.database).to.deep.equal({ writable: false, error: "disk is full" });
+    expect(res.body.database).to.deep.equal({ writable: false, file: "ok" });
   });
 
   describe("with FOREMAN_API_TOKEN", () => {

@@ -55,6 +55,16 @@ export interface ForemanConfig {
   readonly retentionSweepMs: number;
   readonly maxWaitSeconds: number;
   readonly targetIdleTimeoutMs: number;
+  readonly maxQueuedJobs: number;
+  /** Bytes. */
+  readonly maxQueuedBytes: number;
+  readonly maxConnections: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly maxLongPolls: number;
+  readonly maxStreamFollowers: number;
+  readonly dbCheckMs: number;
 }
 
 export type LogLevel = "error" | "warn" | "info" | "http" | "verbose" | "debug" | "silly";
@@ -64,6 +74,8 @@ interface KeySpec {
   schema: Joi.Schema;
   example: string;
   secret?: boolean;
+  /** How a bad value is shown in the error line, when part of it must not be (a password in a URL). */
+  shown?: (raw: string) => string;
   /** What `.env.example` documents when the default is derived or absent. */
   doc: string;
 }
@@ -102,7 +114,8 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
       .uri({ scheme: ["http", "https"] })
       .default("http://127.0.0.1:11434"),
     example: "http://127.0.0.1:11434",
-    doc: "the target Ollama server's base URL",
+    shown: withoutUserInfo,
+    doc: "the target Ollama server's base URL (no user:password@; use FOREMAN_OLLAMA_TOKEN)",
   },
   FOREMAN_OLLAMA_TOKEN: {
     field: "ollamaToken",
@@ -349,9 +362,66 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     example: "300000",
     doc: "a generation request that receives nothing from the target for this long is abandoned (ms)",
   },
+  FOREMAN_MAX_QUEUED_JOBS: {
+    field: "maxQueuedJobs",
+    schema: Joi.number().integer().min(1).max(100_000_000).default(100_000),
+    example: "100000",
+    doc: "new jobs are refused with 503 and Retry-After while this many are queued",
+  },
+  FOREMAN_MAX_QUEUED_BYTES: {
+    field: "maxQueuedBytes",
+    schema: Joi.string()
+      .pattern(/^\d+(b|kb|mb|gb)$/i, "size such as 1gb")
+      .custom(parseSize)
+      .default(1024 ** 3),
+    example: "1gb",
+    doc: "new jobs are refused with 503 and Retry-After while the queued jobs' requests total this much",
+  },
+  FOREMAN_MAX_CONNECTIONS: {
+    field: "maxConnections",
+    schema: Joi.number().integer().min(1).max(1_000_000).default(1024),
+    example: "1024",
+    doc: "open connections the gateway accepts; further ones are closed at once",
+  },
+  FOREMAN_HEADERS_TIMEOUT_MS: {
+    field: "headersTimeoutMs",
+    schema: durationMs(100).default(10_000),
+    example: "10000",
+    doc: "a caller must send its request headers within this, or gets 408 and is disconnected (ms)",
+  },
+  FOREMAN_REQUEST_TIMEOUT_MS: {
+    field: "requestTimeoutMs",
+    schema: durationMs(100).default(120_000),
+    example: "120000",
+    doc: "a caller must send its whole request within this (raise it for large /api/blobs uploads); answers are not bounded (ms)",
+  },
+  FOREMAN_KEEP_ALIVE_TIMEOUT_MS: {
+    field: "keepAliveTimeoutMs",
+    schema: durationMs(100).default(65_000),
+    example: "65000",
+    doc: "an idle keep-alive connection is closed after this; keep it above a load balancer's idle timeout (ms)",
+  },
+  FOREMAN_MAX_LONG_POLLS: {
+    field: "maxLongPolls",
+    schema: Joi.number().integer().min(1).max(1_000_000).default(256),
+    example: "256",
+    doc: "concurrent GET /jobs/<id>?wait= requests per gateway; further ones get 503 and Retry-After",
+  },
+  FOREMAN_MAX_STREAM_FOLLOWERS: {
+    field: "maxStreamFollowers",
+    schema: Joi.number().integer().min(1).max(1_000_000).default(256),
+    example: "256",
+    doc: "concurrent GET /jobs/<id>/stream requests per gateway; further ones get 503 and Retry-After",
+  },
+  FOREMAN_DB_CHECK_MS: {
+    field: "dbCheckMs",
+    schema: durationMs(50).default(2000),
+    example: "2000",
+    doc: "how often each process checks that its database file is still the one it opened; if not, it stops (ms)",
+  },
 };
 
-/** "10mb" → bytes (the FOREMAN_BODY_LIMIT format, already checked by its pattern). */
+/** "10mb" → bytes (the size format, already checked by the key's pattern). */
 function parseSize(value: string): number {
   const m = /^(\d+)(b|kb|mb|gb)$/i.exec(value)!;
   const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[m[2]!.toLowerCase() as "b"];
@@ -362,7 +432,7 @@ export const SECRET_KEYS: readonly string[] = Object.entries(CONFIG_KEYS)
   .filter(([, spec]) => spec.secret)
   .map(([key]) => key);
 
-function describeProblem(err: Joi.ValidationError, secretValue?: string): string {
+function describeProblem(err: Joi.ValidationError, raw: string | undefined, spec: KeySpec): string {
   const detail = err.details[0];
   if (!detail) return "is invalid";
   // A custom check's own sentence reads better without joi's "failed custom validation because".
@@ -370,7 +440,9 @@ function describeProblem(err: Joi.ValidationError, secretValue?: string): string
   // joi's messages start with the quoted label ("\"value\" must be ..."); keep only the predicate.
   const problem = customError?.message ?? detail.message.replace(/^"[^"]*"\s*/, "");
   // Some joi messages quote the value itself ("with value ... fails to match"); a secret must not be echoed.
-  return secretValue ? problem.split(secretValue).join("[redacted]") : problem;
+  if (!raw) return problem;
+  if (spec.secret) return problem.split(raw).join("[redacted]");
+  return spec.shown ? problem.split(raw).join(spec.shown(raw)) : problem;
 }
 
 /**
@@ -388,10 +460,8 @@ export function loadConfig(
     const input = raw === undefined || raw === "" ? undefined : raw;
     const { value, error } = spec.schema.validate(input, { convert: true });
     if (error) {
-      const shown = spec.secret ? "" : ` (got ${JSON.stringify(raw)})`;
-      throw new ConfigError(
-        `${key} ${describeProblem(error, spec.secret ? raw : undefined)}${shown}; example: ${key}=${spec.example}`,
-      );
+      const shown = spec.secret ? "" : ` (got ${JSON.stringify(spec.shown && raw ? spec.shown(raw) : raw)})`;
+      throw new ConfigError(`${key} ${describeProblem(error, raw, spec)}${shown}; example: ${key}=${spec.example}`);
     }
     out[spec.field] = value;
   }
@@ -399,12 +469,30 @@ export function loadConfig(
   out.dataDir = dataDir;
   out.dbPath = out.dbPath ? path.resolve(String(out.dbPath)) : path.join(dataDir, "foreman.db");
   out.ollamaUrl = String(out.ollamaUrl).replace(/\/+$/, "");
+  const target = new URL(String(out.ollamaUrl));
+  if (target.username || target.password) {
+    // Neither the worker's client nor the proxy would send them, and a URL is printed in start-up lines
+    // and poller errors: refuse it rather than leak a password that does not even work.
+    throw new ConfigError(
+      `FOREMAN_OLLAMA_URL must not contain a user name or password (got ${JSON.stringify(withoutUserInfo(String(out.ollamaUrl)))}); put the target's bearer token in FOREMAN_OLLAMA_TOKEN instead; example: FOREMAN_OLLAMA_URL=http://127.0.0.1:11434`,
+    );
+  }
+  if ((out.headersTimeoutMs as number) > (out.requestTimeoutMs as number)) {
+    throw new ConfigError(
+      `FOREMAN_HEADERS_TIMEOUT_MS must not be more than FOREMAN_REQUEST_TIMEOUT_MS (got ${out.headersTimeoutMs} and ${out.requestTimeoutMs}); example: FOREMAN_HEADERS_TIMEOUT_MS=${Math.min(10_000, out.requestTimeoutMs as number)}`,
+    );
+  }
   if ((out.workerStaleMs as number) <= (out.heartbeatMs as number) * 2) {
     throw new ConfigError(
       `FOREMAN_WORKER_STALE_MS must be more than twice FOREMAN_HEARTBEAT_MS (got ${out.workerStaleMs} and ${out.heartbeatMs}); example: FOREMAN_WORKER_STALE_MS=${(out.heartbeatMs as number) * 10}`,
     );
   }
   return Object.freeze({ ...(out as unknown as ForemanConfig), ...overrides });
+}
+
+/** `http://user:pass@host/` → `http://[redacted]@host/`, so an error line can show the rest of the URL. */
+function withoutUserInfo(url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#]*@/, "$1[redacted]@");
 }
 
 /** The config with every secret replaced, safe to log or print. */

@@ -54,6 +54,18 @@ export class IllegalTransitionError extends ForemanError {
   }
 }
 
+/**
+ * A bound is reached (the queue is full, too many long polls): the request was fine and may succeed later,
+ * so it is a 503 that says when to try again (`Retry-After`, in seconds).
+ */
+export class UnavailableError extends ForemanError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message, 503);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** The Ollama target could not be reached; transient by design (SPEC §2.4). */
 export class TargetUnreachableError extends ForemanError {
   constructor(detail: string) {

@@ -29,13 +29,32 @@ const redactSecrets = winston.format((info, opts) => {
   return info;
 });
 
+// C0 and C1 controls (newlines, carriage returns, terminal escapes) and the Unicode line separators.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const NAMED_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * A readable line can carry text from callers (a model name, a target's error): written raw, a newline in
+ * it would start a forged log line and an escape sequence would drive the terminal. Each control
+ * character is shown as its escape instead, so one record is always exactly one line.
+ */
+export function escapeControlCharacters(text: string): string {
+  return text.replace(
+    CONTROL_CHARACTERS,
+    (c) => NAMED_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 const prettyLine = winston.format.printf((info) => {
   const { timestamp, level, message, service, ...rest } = info;
   const fields = Object.entries(rest)
     .filter(([k]) => typeof k === "string")
     .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join(" ");
-  return `${timestamp} ${level.padEnd(5)} [${service}] ${message}${fields ? ` ${fields}` : ""}`;
+  return escapeControlCharacters(
+    `${timestamp} ${level.padEnd(5)} [${service}] ${message}${fields ? ` ${fields}` : ""}`,
+  );
 });
 
 export function createLogger(options: LoggerOptions): Logger {

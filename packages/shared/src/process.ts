@@ -1,6 +1,38 @@
 import { type ForemanConfig, loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { type DatabaseFileWatch, watchDatabaseFile } from "./store/db-file-watch.js";
+
+/**
+ * Files a foreman process creates (database, relays, artifacts, the wake file) and the directories that hold
+ * them are its owner's alone: prompts and answers are private. Called first thing at start, so it covers
+ * every file whichever module creates it.
+ */
+export function restrictNewFilesToOwner(): void {
+  process.umask(0o077);
+}
+
+/**
+ * Watches the database file (see watchDatabaseFile) and ends the process with one error line and exit code 1
+ * when it is deleted or replaced: going on would write into a file no other process reads. A supervisor
+ * that restarts it opens whatever file is at the path then, as every other process will.
+ */
+export function exitWhenDatabaseFileLost(
+  config: Pick<ForemanConfig, "dbPath" | "dbCheckMs">,
+  logger: Logger,
+): DatabaseFileWatch {
+  const watch = watchDatabaseFile({
+    path: config.dbPath,
+    intervalMs: config.dbCheckMs,
+    onLost: (problem) => {
+      logger.error(`${problem}; stopping (restart to open the database at that path)`);
+      // Let winston write the line before the process ends.
+      setImmediate(() => process.exit(1));
+    },
+  });
+  watch.start();
+  return watch;
+}
 
 /**
  * Reads the configuration or ends the process with the one-line message SPEC §4 asks for

@@ -126,6 +126,49 @@ describe("config", () => {
     );
   });
 
+  it("refuses a target URL with a user name or password, and never prints the password", () => {
+    for (const url of [
+      "http://alice:hunter2@10.0.0.5:11434",
+      "http://alice@10.0.0.5:11434",
+      "https://:hunter2@host/x",
+    ]) {
+      let error: unknown;
+      try {
+        loadConfig({ FOREMAN_OLLAMA_URL: url });
+      } catch (err) {
+        error = err;
+      }
+      expect(error, url).to.be.instanceOf(ConfigError);
+      const message = (error as Error).message;
+      expect(message).to.match(/^FOREMAN_OLLAMA_URL must not contain a user name or password/);
+      expect(message).to.include("FOREMAN_OLLAMA_TOKEN").and.not.include("hunter2").and.not.include("alice");
+      expect(message).to.not.include("\n");
+    }
+    // A URL that is bad for another reason is shown without its credentials too.
+    const other = () => loadConfig({ FOREMAN_OLLAMA_URL: "ftp://alice:hunter2@host" });
+    expect(other).to.throw(ConfigError).with.property("message").that.does.not.include("hunter2");
+  });
+
+  it("bounds the queue, connections, long polls and stream followers by default", () => {
+    const c = loadConfig({});
+    expect(c).to.include({
+      maxQueuedJobs: 100_000,
+      maxQueuedBytes: 1024 ** 3,
+      maxConnections: 1024,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 120_000,
+      keepAliveTimeoutMs: 65_000,
+      maxLongPolls: 256,
+      maxStreamFollowers: 256,
+      dbCheckMs: 2000,
+    });
+    expect(loadConfig({ FOREMAN_MAX_QUEUED_BYTES: "512mb" }).maxQueuedBytes).to.equal(512 * 1024 ** 2);
+    expect(() => loadConfig({ FOREMAN_MAX_QUEUED_JOBS: "0" })).to.throw(/^FOREMAN_MAX_QUEUED_JOBS must be/);
+    expect(() => loadConfig({ FOREMAN_HEADERS_TIMEOUT_MS: "5000", FOREMAN_REQUEST_TIMEOUT_MS: "1000" })).to.throw(
+      /FOREMAN_HEADERS_TIMEOUT_MS must not be more than FOREMAN_REQUEST_TIMEOUT_MS/,
+    );
+  });
+
   it("redacts every secret when printed", () => {
     const c = loadConfig({
       FOREMAN_OLLAMA_TOKEN: "tok-aaa",

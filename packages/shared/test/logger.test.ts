@@ -34,6 +34,20 @@ describe("logger", () => {
     expect(lines[0]).to.match(/^\S+ warn {2}\[worker\] target down job_id=01J$/);
   });
 
+  it("escapes control characters in readable lines, so a caller's text cannot forge a line", async () => {
+    const { logger, lines } = capture("pretty");
+    const forged = "llama3\n2026-01-01T00:00:00.000Z info  [worker] job done job_id=01FAKE";
+    logger.info("model switch\r\u2028", { from: forged, to: "x\u001b[31mred\u0085", note: { nested: "a\u0007b" } });
+    await new Promise((r) => setImmediate(r));
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.include("model switch\\r\\u2028");
+    expect(lines[0]).to.include("from=llama3\\n2026-01-01T00:00:00.000Z info  [worker] job done job_id=01FAKE");
+    expect(lines[0]).to.include("to=x\\u001b[31mred\\u0085");
+    expect(lines[0]).to.include('note={"nested":"a\\u0007b"}');
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: no control character may remain.
+    expect(lines[0]).to.not.match(/[\u0000-\u001f\u007f-\u009f]/);
+  });
+
   it("scrubs known secret values from messages and fields", async () => {
     const { logger, lines } = capture("json", ["s3cret-value"]);
     logger.error("upstream said s3cret-value is wrong", { header: "Bearer s3cret-value" });

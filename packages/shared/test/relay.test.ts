@@ -1,10 +1,9 @@
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { expect } from "chai";
+import { makeTempDir } from "../../../test/temp-dirs.js";
 import { ensureRelay, followJobRelay, type RelayLine, RelayWriter } from "../src/relay.js";
 
-const tempDir = () => fs.mkdtempSync(path.join(os.tmpdir(), "foreman-relay-"));
+const tempDir = () => makeTempDir("foreman-relay-");
 
 async function collect(iterable: AsyncIterable<RelayLine[]>): Promise<RelayLine[]> {
   const out: RelayLine[] = [];

@@ -2,11 +2,13 @@ import {
   createJobOutcomes,
   createLoggerFromConfig,
   displayUrl,
+  exitWhenDatabaseFileLost,
   handleShutdownSignals,
   loadConfigOrExit,
   logTransitions,
   openStore,
   redactConfig,
+  restrictNewFilesToOwner,
   watchWakes,
   webhookSettings,
 } from "@foreman/shared";
@@ -21,6 +23,7 @@ import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "./webhook-dispatcher.js";
 
+restrictNewFilesToOwner();
 const config = loadConfigOrExit("worker");
 const logger = createLoggerFromConfig(config, "worker");
 const logTransition = logTransitions(logger);
@@ -39,6 +42,7 @@ const store = openStore({
 if (store.migration.applied.length > 0) {
   logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
 }
+exitWhenDatabaseFileLost(config, logger);
 logger.info(`worker starting; target ${displayUrl(config.ollamaUrl)}, database ${config.dbPath}`, {
   pid: process.pid,
   target: displayUrl(config.ollamaUrl),

@@ -1,14 +1,14 @@
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { createLogger, ensureRelay, openStore, relayPath, writeArtifact } from "@foreman/shared";
 import { expect } from "chai";
+import { makeTempDir } from "../../../test/temp-dirs.js";
 import { createRetentionPruner } from "../src/retention-pruner.js";
 
 describe("retention-pruner", () => {
   it("deletes jobs ended before the retention period, in batches, with their files; keeps the rest", async () => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-prune-"));
+    const dataDir = makeTempDir("foreman-prune-");
     let t = 1_000_000;
     const now = () => t;
     const store = openStore({ dbPath: path.join(dataDir, "foreman.db"), now });
@@ -59,7 +59,7 @@ describe("retention-pruner", () => {
   });
 
   it("keeps synchronous jobs for their own, shorter period", async () => {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-prune-"));
+    const dataDir = makeTempDir("foreman-prune-");
     let t = 1_000_000;
     const now = () => t;
     const store = openStore({ dbPath: path.join(dataDir, "foreman.db"), now });

@@ -1,9 +1,8 @@
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { createLogger, openStore, type Store } from "@foreman/shared";
 import { expect } from "chai";
+import { makeTempDir } from "../../../test/temp-dirs.js";
 import type { TargetClient } from "../src/target-client.js";
 import { createTargetPoller } from "../src/target-poller.js";
 
@@ -32,7 +31,7 @@ function fakeTarget() {
 }
 
 function setup(embedModel?: string) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-poller-"));
+  const dir = makeTempDir("foreman-poller-");
   const store = openStore({ dbPath: path.join(dir, "foreman.db") });
   const lines: Array<{ message: string; level: string }> = [];
   const stream = new PassThrough();

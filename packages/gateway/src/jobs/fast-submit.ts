@@ -1,5 +1,6 @@
 import type http from "node:http";
-import { type Logger, ValidationError } from "@foreman/shared";
+import type { Logger } from "@foreman/shared";
+import { parseJsonBody } from "../json-body.js";
 import { errorResponse } from "../middleware/error-response.js";
 import { createdView, jobViewWithPosition } from "../routes/jobs.js";
 import { type SubmitDeps, submitJob } from "./submit-job.js";
@@ -30,14 +31,9 @@ export function createFastSubmit(deps: SubmitDeps & { logger: Logger; bodyLimit:
     req.on("end", async () => {
       try {
         if (size > limit) return send(res, 413, { error: "request body too large" });
-        let body: unknown;
-        try {
-          body = JSON.parse(Buffer.concat(chunks, size).toString("utf8"));
-        } catch (err) {
-          throw new ValidationError(`invalid JSON body: ${(err as Error).message}`);
-        }
+        const body = parseJsonBody(Buffer.concat(chunks, size));
         const key = req.headers["idempotency-key"];
-        const { status, job } = await submitJob(deps, body, Array.isArray(key) ? key[0] : key);
+        const { status, job } = await submitJob(deps, body, Array.isArray(key) ? key[0] : key, size);
         const headers = { location: `/jobs/${job.id}`, "X-Foreman-Job-Id": job.id };
         const view =
           status === 202 ? createdView(deps.store, job) : jobViewWithPosition(deps.store, deps.starvationMs, job);
@@ -46,7 +42,7 @@ export function createFastSubmit(deps: SubmitDeps & { logger: Logger; bodyLimit:
         const answer = errorResponse(err);
         if (answer.unexpected)
           deps.logger.error("unhandled error", { path: "/jobs", error: (err as Error)?.stack ?? String(err) });
-        if (!res.headersSent) send(res, answer.status, { error: answer.error });
+        if (!res.headersSent) send(res, answer.status, { error: answer.error }, answer.headers);
       }
     });
   };

@@ -1,19 +1,35 @@
-import type { JobRecord, NewJob, Store } from "@foreman/shared";
+import { type JobRecord, type NewJob, type Store, UnavailableError } from "@foreman/shared";
+
+export interface QueueLimits {
+  maxQueuedJobs: number;
+  /** Bytes of the queued jobs' requests. */
+  maxQueuedBytes: number;
+}
+
+/** What a refused caller is told to wait: the queue drains at the target's pace, so not a moment. */
+export const QUEUE_FULL_RETRY_AFTER_S = 30;
 
 /**
  * Group commit for job creation: the jobs requested within one turn of the event loop are committed in a
  * single transaction, and each caller is answered only after that commit (SPEC §2.5 still holds: nothing
  * gets a 2xx before it is durable). Under load this turns one WAL write per job into one per burst; alone,
  * a request waits for nothing but its own commit.
+ *
+ * It is also where the queue's bounds are enforced, for every route that creates a job: a new job is
+ * refused with a 503 while the committed queue plus the batch being gathered would exceed a limit. The
+ * committed totals are one row kept by the schema, so the check costs the same with any queue size. Each
+ * gateway checks on its own, so several gateways may overshoot a limit by one batch each.
  */
-export function createJobBatcher(store: Store, onCommitted: () => void) {
+export function createJobBatcher(store: Store, onCommitted: () => void, limits: QueueLimits) {
   let pending: Array<{ input: NewJob; resolve: (job: JobRecord) => void; reject: (err: unknown) => void }> = [];
+  let pendingBytes = 0;
   let scheduled = false;
 
   function flush(): void {
     scheduled = false;
     const batch = pending;
     pending = [];
+    pendingBytes = 0;
     try {
       const jobs = store.transitions.createJobs(batch.map((p) => p.input));
       for (const [i, p] of batch.entries()) p.resolve(jobs[i]!);
@@ -31,10 +47,40 @@ export function createJobBatcher(store: Store, onCommitted: () => void) {
     onCommitted();
   }
 
+  function admit(bytes: number): void {
+    const totals = store.queueTotals.get();
+    const jobs = totals.jobs + pending.length;
+    if (jobs >= limits.maxQueuedJobs) {
+      throw new UnavailableError(
+        `queue is full: ${jobs} jobs queued (FOREMAN_MAX_QUEUED_JOBS=${limits.maxQueuedJobs}); retry later`,
+        QUEUE_FULL_RETRY_AFTER_S,
+      );
+    }
+    const queuedBytes = totals.bytes + pendingBytes;
+    // A job alone in the queue is always admitted, so a limit below the body limit cannot refuse it forever.
+    if (jobs > 0 && queuedBytes + bytes > limits.maxQueuedBytes) {
+      throw new UnavailableError(
+        `queue is full: queued requests hold ${queuedBytes} bytes and this one ${bytes} (FOREMAN_MAX_QUEUED_BYTES=${limits.maxQueuedBytes}); retry later`,
+        QUEUE_FULL_RETRY_AFTER_S,
+      );
+    }
+  }
+
   return {
-    create(input: NewJob): Promise<JobRecord> {
+    /**
+     * Commits `input` with the next batch. `bytes` is the size of the request it came from, counted against
+     * FOREMAN_MAX_QUEUED_BYTES until the commit makes the exact figure part of the queue's totals.
+     * Rejects with an UnavailableError (503) when the queue is full.
+     */
+    create(input: NewJob, bytes = 0): Promise<JobRecord> {
+      try {
+        admit(bytes);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return new Promise((resolve, reject) => {
         pending.push({ input, resolve, reject });
+        pendingBytes += bytes;
         if (!scheduled) {
           scheduled = true;
           setImmediate(flush);

@@ -16,6 +16,7 @@ export async function submitJob(
   deps: SubmitDeps,
   body: unknown,
   idempotencyKey: string | undefined,
+  bodyBytes = 0,
 ): Promise<{ status: 200 | 202; job: JobRecord }> {
   const key = idempotencyKey;
   if (key !== undefined && (key.length === 0 || key.length > 255)) {
@@ -33,11 +34,10 @@ export async function submitJob(
     if (existing) return replay(existing);
   }
   try {
-    const job = await deps.batcher.create({
-      ...parsed.job,
-      idempotencyKey: key ?? null,
-      requestHash: parsed.requestHash,
-    });
+    const job = await deps.batcher.create(
+      { ...parsed.job, idempotencyKey: key ?? null, requestHash: parsed.requestHash },
+      bodyBytes,
+    );
     return { status: 202, job };
   } catch (err) {
     // Two retries of one request raced: the unique index let one in; answer the other with it.

@@ -1,4 +1,4 @@
-import { ForemanError } from "@foreman/shared";
+import { ForemanError, UnavailableError } from "@foreman/shared";
 
 interface BodyParserError {
   type?: string;
@@ -12,10 +12,30 @@ interface BodyParserError {
  * fast-path handlers: typed errors keep their status and message, body-parsing failures become a 4xx
  * naming the problem, and anything else is a 500 whose details stay in the log (null message here).
  */
-export function errorResponse(err: unknown): { status: number; error: string; unexpected: boolean } {
+export interface ErrorAnswer {
+  status: number;
+  error: string;
+  unexpected: boolean;
+  /** Headers the answer must carry (Retry-After on a 503). */
+  headers?: Record<string, string>;
+}
+
+export function errorResponse(err: unknown): ErrorAnswer {
+  if (err instanceof UnavailableError) {
+    return {
+      status: err.status,
+      error: err.message,
+      unexpected: false,
+      headers: { "retry-after": String(err.retryAfterSeconds) },
+    };
+  }
   if (err instanceof ForemanError) return { status: err.status, error: err.message, unexpected: false };
   const storage = storageProblem(err);
   if (storage) return { status: 503, error: storage, unexpected: false };
+  // The router could not percent-decode a path parameter (`/jobs/%FF`).
+  if (err instanceof URIError) {
+    return { status: 400, error: "the path is not valid percent-encoded UTF-8", unexpected: false };
+  }
   const parserError = err as BodyParserError;
   if (parserError?.type === "entity.parse.failed") {
     return { status: 400, error: `invalid JSON body: ${parserError.message ?? "parse error"}`, unexpected: false };

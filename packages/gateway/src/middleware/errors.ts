@@ -22,6 +22,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         error: (err as Error)?.stack ?? String(err),
       });
     }
+    if (answer.headers) res.set(answer.headers);
     res.status(answer.status).json({ error: answer.error });
   };
 }

@@ -9,8 +9,9 @@ import {
   type Store,
   ValidationError,
 } from "@foreman/shared";
-import express, { Router } from "express";
+import { Router } from "express";
 import type { JobBatcher } from "../jobs/job-batcher.js";
+import { jsonBody, jsonBodyBytes } from "../json-body.js";
 import type { GatewayMetrics } from "../ops/metrics.js";
 import { answerFromRelay } from "../relay-response.js";
 import type { ResponseDrain } from "../response-drain.js";
@@ -33,18 +34,14 @@ export interface GenerationDeps {
  */
 export function generationRoutes(deps: GenerationDeps): Router {
   const router = Router();
-  // Any content type: `curl -d` sends form-urlencoded, and Ollama reads the body as JSON regardless.
-  const json = express.json({ limit: deps.config.bodyLimit, type: () => true });
+  const json = jsonBody(deps.config.bodyLimit);
   for (const route of GENERATION_ROUTES) {
     router.post(route.path, json, async (req, res) => {
       const body = validateGenerationBody(req.body, route.kind, route.api);
-      const job = await deps.batcher.create({
-        kind: route.kind,
-        api: route.api,
-        mode: "sync",
-        model: body.model as string,
-        request: body,
-      });
+      const job = await deps.batcher.create(
+        { kind: route.kind, api: route.api, mode: "sync", model: body.model as string, request: body },
+        jsonBodyBytes(req),
+      );
       ensureRelay(deps.config.dataDir, job.id);
       // A stale heartbeat means no worker will pick this up soon: say so once per job, the caller waits.
       if (!deps.store.workerLease.isFresh(deps.store.workerLease.holder())) {

@@ -1,50 +1,60 @@
 import { Router } from "express";
 import type { AppDeps } from "../app.js";
+import { isAuthorized } from "../middleware/api-token.js";
+
+const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() : null);
 
 /**
- * `/healthz` says only that this process is alive. `/readyz` says whether it can do useful work: the
- * database takes a write and a worker heartbeat is fresh; the target's reachability is reported but does
- * not fail readiness, because an unreachable target is transient and jobs still queue (SPEC §2.4).
+ * `/healthz` says only that this process is alive. `/readyz` says whether foreman can accept work: the
+ * database file is the one this process opened and takes a write, and a worker heartbeat is fresh. The
+ * target's reachability is reported (since when it is down, how many jobs wait) but does not fail
+ * readiness, because an unreachable target is transient and jobs still queue (SPEC §2.4).
+ *
+ * Orchestrators probe it without credentials, so its body holds only what deciding needs; the worker's
+ * pid, host name and current job, the target's version and errors, and the database's error are shown
+ * only to a caller that presents FOREMAN_API_TOKEN.
  */
-export function healthRoutes({ store, logger }: AppDeps): Router {
+export function healthRoutes({ store, logger, config, databaseFile }: AppDeps): Router {
   const router = Router();
   router.get("/healthz", (_req, res) => {
     res.json({ status: "ok" });
   });
-  router.get("/readyz", (_req, res) => {
-    let writable = true;
+  router.get("/readyz", (req, res) => {
+    const detailed = config.apiToken !== undefined && isAuthorized(req.headers.authorization, config.apiToken);
+    const file = databaseFile?.check() ?? "ok";
+    let writable = file === "ok";
     let dbError: string | undefined;
-    try {
-      store.probeWritable();
-    } catch (err) {
-      writable = false;
-      dbError = (err as Error).message;
-      logger.warn("readiness: database not writable", { error: dbError });
+    if (writable) {
+      try {
+        store.probeWritable();
+      } catch (err) {
+        writable = false;
+        dbError = (err as Error).message;
+        logger.warn("readiness: database not writable", { error: dbError });
+      }
     }
     const holder = safely(() => store.workerLease.holder());
     const fresh = holder ? store.workerLease.isFresh(holder) : false;
     const target = safely(() => store.target.get());
+    const queued = safely(() => store.queueTotals.get().jobs);
     const ready = writable && fresh;
     res.status(ready ? 200 : 503).json({
       status: ready ? "ready" : "not ready",
-      database: { writable, ...(dbError ? { error: dbError } : {}) },
-      worker: holder
-        ? {
-            fresh,
-            pid: holder.pid,
-            hostname: holder.hostname,
-            heartbeat_age_ms: Date.now() - holder.heartbeatAt,
-            current_job_id: holder.currentJobId,
-          }
-        : { fresh: false, error: "no worker has registered a heartbeat" },
-      target: target
-        ? {
-            reachable: target.reachable,
-            version: target.version,
-            last_seen_at: target.lastSeenAt ? new Date(target.lastSeenAt).toISOString() : null,
-            last_error: target.lastError,
-          }
-        : { reachable: null, error: "not polled yet" },
+      database: { writable, file, ...(detailed && dbError ? { error: dbError } : {}) },
+      worker: {
+        fresh,
+        heartbeat_age_ms: holder ? Date.now() - holder.heartbeatAt : null,
+        ...(detailed && holder
+          ? { pid: holder.pid, hostname: holder.hostname, current_job_id: holder.currentJobId }
+          : {}),
+      },
+      target: {
+        reachable: target ? target.reachable : null,
+        down_since: iso(target?.downSince),
+        last_seen_at: iso(target?.lastSeenAt),
+        ...(detailed && target ? { version: target.version, last_error: target.lastError } : {}),
+      },
+      queue: { queued },
     });
   });
   return router;

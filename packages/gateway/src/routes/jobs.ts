@@ -18,12 +18,14 @@ import {
   toJobView,
   ValidationError,
 } from "@foreman/shared";
-import express, { type Response, Router } from "express";
+import { type Response, Router } from "express";
 import { cancelJob } from "../jobs/cancel.js";
 import type { JobBatcher } from "../jobs/job-batcher.js";
 import { queuePositions } from "../jobs/queue-position.js";
 import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
+import { jsonBody, jsonBodyBytes } from "../json-body.js";
+import { concurrencyLimit } from "../middleware/concurrency-limit.js";
 import type { GatewayMetrics } from "../ops/metrics.js";
 import type { ResponseDrain } from "../response-drain.js";
 
@@ -41,7 +43,22 @@ export interface JobsDeps {
 export function jobsRoutes(deps: JobsDeps): Router {
   const { store, config } = deps;
   const router = Router();
-  const json = express.json({ limit: config.bodyLimit, type: () => true });
+  const json = jsonBody(config.bodyLimit);
+  // Requests that stay open are bounded per gateway, so many waiting callers cannot take every descriptor
+  // and core; a refused one is told to come back shortly (a slot frees as soon as any job ends).
+  const longPolls = concurrencyLimit({
+    max: config.maxLongPolls,
+    what: "long polls",
+    key: "FOREMAN_MAX_LONG_POLLS",
+    retryAfterSeconds: 5,
+    applies: (req) => req.query.wait !== undefined,
+  });
+  const streamFollowers = concurrencyLimit({
+    max: config.maxStreamFollowers,
+    what: "stream followers",
+    key: "FOREMAN_MAX_STREAM_FOLLOWERS",
+    retryAfterSeconds: 5,
+  });
 
   const view = (job: JobRecord, position?: number) => fullView(store, job, position);
   const viewOne = (job: JobRecord) => jobViewWithPosition(store, config.starvationMs, job);
@@ -56,7 +73,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
   };
 
   router.post("/jobs", json, async (req, res) => {
-    const { status, job } = await submitJob(deps, req.body, req.get("Idempotency-Key"));
+    const { status, job } = await submitJob(deps, req.body, req.get("Idempotency-Key"), jsonBodyBytes(req));
     res.location(`/jobs/${job.id}`);
     if (status === 200) return sendJob(res, 200, job);
     res.setHeader("X-Foreman-Job-Id", job.id);
@@ -85,6 +102,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
     });
   });
 
+  router.get("/jobs/:id", longPolls.middleware);
   router.get("/jobs/:id", async (req, res) => {
     let job = mustGet(req.params.id);
     const waitText = stringParam(req.query.wait, "wait");
@@ -131,6 +149,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
     });
   });
 
+  router.get("/jobs/:id/stream", streamFollowers.middleware);
   router.get("/jobs/:id/stream", async (req, res) => {
     const job = mustGet(req.params.id);
     ensureRelay(config.dataDir, job.id);

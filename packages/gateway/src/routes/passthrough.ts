@@ -18,6 +18,26 @@ const EMBED = ["POST /api/embed", "POST /api/embeddings"];
 const MANAGEMENT = ["POST /api/pull", "POST /api/push", "POST /api/create", "POST /api/copy", "DELETE /api/delete"];
 const BLOBS_PREFIX = "/api/blobs/";
 const MODEL_PREFIX = "/v1/models/";
+// What Ollama's `/v1/models/:model` and `/api/blobs/:digest` take: one path segment each (gin's `:name`
+// never spans a slash), a model name or a sha256 digest.
+const MODEL_SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._:-]*$/;
+const DIGEST_SEGMENT = /^sha256[:-][0-9a-fA-F]{64}$/;
+
+/**
+ * The decoded segment when it is one that the pass-through route may forward, else null. Everything else
+ * (a `/`, `\`, `.` or `..` segment, raw or percent-encoded, or any other character) is refused: the target
+ * URL may carry a path prefix, and a dot-segment normalized by a proxy in front of the target would reach
+ * other paths on that host with the operator's token attached.
+ */
+export function confinedSegment(raw: string, allowed: RegExp): string | null {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+  return allowed.test(decoded) ? decoded : null;
+}
 
 /**
  * The routes that are Ollama's own answer passed through (SPEC §5.1): model information, embeddings
@@ -52,12 +72,17 @@ export function createPassthroughDispatcher({ config, proxy }: { config: Foreman
       handler(req, res);
       return true;
     }
+    const query = q < 0 ? "" : url.slice(q);
     if (req.method === "GET" && path.startsWith(MODEL_PREFIX)) {
-      proxy.forward(req, res, { route: "GET /v1/models/:model" });
+      const model = confinedSegment(path.slice(MODEL_PREFIX.length), MODEL_SEGMENT);
+      if (model === null) return refuse(res, "the model name in the path is not a valid model name");
+      proxy.forward(req, res, { route: "GET /v1/models/:model", path: MODEL_PREFIX + model + query });
       return true;
     }
     if (config.management && path.startsWith(BLOBS_PREFIX)) {
-      proxy.forward(req, res, { route: `${req.method} /api/blobs/:digest` });
+      const digest = confinedSegment(path.slice(BLOBS_PREFIX.length), DIGEST_SEGMENT);
+      if (digest === null) return refuse(res, "the blob digest in the path must be sha256:<64 hex digits>");
+      proxy.forward(req, res, { route: `${req.method} /api/blobs/:digest`, path: BLOBS_PREFIX + digest + query });
       return true;
     }
     return false;
@@ -79,6 +104,17 @@ export function managementGate(): Router {
   }
   router.all("/api/blobs/:digest", (req, _res, next) => next(refuse(req)));
   return router;
+}
+
+/** Answers a pass-through path that may not be forwarded; returns true (the request is handled). */
+function refuse(res: http.ServerResponse, error: string): true {
+  const payload = JSON.stringify({ error });
+  res.writeHead(400, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(payload),
+  });
+  res.end(payload);
+  return true;
 }
 
 function readBody(

@@ -191,4 +191,42 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 7,
+    name: "queue-totals-and-target-down-since",
+    sql: `
+      -- How many jobs are queued and how many bytes their requests hold, kept exact by triggers in the
+      -- transaction of every insert, state change and delete: the gateway's admission check
+      -- (FOREMAN_MAX_QUEUED_JOBS, FOREMAN_MAX_QUEUED_BYTES) reads one row whatever the queue's size.
+      CREATE TABLE queue_totals (
+        id    INTEGER PRIMARY KEY CHECK (id = 1),
+        jobs  INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+      );
+      INSERT INTO queue_totals (id, jobs, bytes)
+        SELECT 1, COUNT(*), COALESCE(SUM(octet_length(request)), 0) FROM jobs WHERE state = 'queued';
+      CREATE TRIGGER queue_totals_on_insert AFTER INSERT ON jobs WHEN NEW.state = 'queued'
+      BEGIN
+        UPDATE queue_totals SET jobs = jobs + 1, bytes = bytes + octet_length(NEW.request) WHERE id = 1;
+      END;
+      CREATE TRIGGER queue_totals_on_update AFTER UPDATE OF state, request ON jobs
+        WHEN OLD.state = 'queued' OR NEW.state = 'queued'
+      BEGIN
+        UPDATE queue_totals SET
+          jobs = jobs + (NEW.state = 'queued') - (OLD.state = 'queued'),
+          bytes = bytes
+            + CASE WHEN NEW.state = 'queued' THEN octet_length(NEW.request) ELSE 0 END
+            - CASE WHEN OLD.state = 'queued' THEN octet_length(OLD.request) ELSE 0 END
+        WHERE id = 1;
+      END;
+      CREATE TRIGGER queue_totals_on_delete AFTER DELETE ON jobs WHEN OLD.state = 'queued'
+      BEGIN
+        UPDATE queue_totals SET jobs = jobs - 1, bytes = bytes - octet_length(OLD.request) WHERE id = 1;
+      END;
+
+      -- When the target was first seen unreachable in the current outage (NULL while it is up).
+      ALTER TABLE target_status ADD COLUMN down_since INTEGER;
+      UPDATE target_status SET down_since = last_checked_at WHERE reachable = 0;
+    `,
+  },
 ];

@@ -6,6 +6,7 @@ import { createJobsStore } from "./jobs.js";
 import { createMetricsStore } from "./metrics.js";
 import { migrate } from "./migrate.js";
 import { createOutboxStore } from "./outbox.js";
+import { createQueueTotalsStore } from "./queue-totals.js";
 import { createRetentionStore } from "./retention.js";
 import { createSystemEventsStore } from "./system-events.js";
 import { createTargetStore } from "./target.js";
@@ -55,6 +56,7 @@ export function openStore(options: StoreOptions) {
     retention: createRetentionStore(db),
     metrics,
     systemEvents: createSystemEventsStore(db, now),
+    queueTotals: createQueueTotalsStore(db),
     workerLease: createWorkerLeaseStore(db, { staleMs: options.workerStaleMs ?? 10_000, now }),
     /** A real write, so readiness fails on a read-only file or a full disk, not only on a missing one. */
     probeWritable(): void {

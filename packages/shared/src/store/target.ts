@@ -13,6 +13,8 @@ export interface TargetStatus {
   lastSeenAt: number | null;
   lastCheckedAt: number;
   lastError: string | null;
+  /** When the current outage was first seen (null while the target is up). */
+  downSince: number | null;
 }
 
 /** What the worker's target poller last observed, for the gateway's readiness and status routes. */
@@ -26,12 +28,16 @@ export function createTargetStore(db: Db) {
       last_seen_at: number | null;
       last_checked_at: number;
       last_error: string | null;
+      down_since: number | null;
     }
   >("SELECT * FROM target_status WHERE id = 1");
   const upsert = db.prepare(
-    `INSERT INTO target_status (id, reachable, version, resident, last_seen_at, last_checked_at, last_error)
-     VALUES (1, @reachable, @version, @resident, @last_seen_at, @last_checked_at, @last_error)
+    `INSERT INTO target_status (id, reachable, version, resident, last_seen_at, last_checked_at, last_error, down_since)
+     VALUES (1, @reachable, @version, @resident, @last_seen_at, @last_checked_at, @last_error,
+       CASE WHEN @reachable = 1 THEN NULL ELSE @last_checked_at END)
      ON CONFLICT (id) DO UPDATE SET reachable = excluded.reachable,
+       down_since = CASE WHEN excluded.reachable = 1 THEN NULL
+         ELSE COALESCE(target_status.down_since, excluded.last_checked_at) END,
        version = COALESCE(excluded.version, target_status.version),
        resident = excluded.resident,
        last_seen_at = COALESCE(excluded.last_seen_at, target_status.last_seen_at),
@@ -48,9 +54,10 @@ export function createTargetStore(db: Db) {
         lastSeenAt: row.last_seen_at,
         lastCheckedAt: row.last_checked_at,
         lastError: row.last_error,
+        downSince: row.down_since,
       };
     },
-    record(status: Omit<TargetStatus, "lastSeenAt"> & { lastSeenAt?: number | null }): void {
+    record(status: Omit<TargetStatus, "lastSeenAt" | "downSince"> & { lastSeenAt?: number | null }): void {
       upsert.run({
         reachable: status.reachable ? 1 : 0,
         version: status.version,

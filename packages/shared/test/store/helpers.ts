@@ -1,9 +1,8 @@
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
+import { makeTempDir } from "../../../../test/temp-dirs.js";
 
 export function tempDbPath(): string {
-  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), "foreman-store-")), "foreman.db");
+  return path.join(makeTempDir("foreman-store-"), "foreman.db");
 }
 
 /** A clock tests move by hand, so time-based rules are checked without waiting. */
