@@ -233,7 +233,7 @@ function cases(doneJobId: string): Case[] {
 
 /** Long polls on a job that is still running: a wait that is no number of seconds. */
 function waitCases(runningJobId: string): Case[] {
-  const list: Case[] = ["-1", "abc", "1e400", "NaN", "Infinity", "-Infinity"].map((wait) => ({
+  const list: Case[] = ["-1", "abc", "1e400", "NaN", "Infinity", "-Infinity", "0x10", "", "%205%20"].map((wait) => ({
     name: `wait=${wait} on a running job`,
     method: "GET",
     path: `/jobs/${runningJobId}?wait=${wait}`,

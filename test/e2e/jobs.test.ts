@@ -138,7 +138,9 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
     const unknown = await fetch(`${f.url}/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV?wait=1`);
     expect(unknown.status).to.equal(404);
     const bad = await fetch(`${f.url}/jobs/${body.id}?wait=soon`);
-    expect(bad.status).to.equal(200); // an ended job answers at once; the value is only read when waiting
+    // A wait that is no number of seconds is the caller's error, whether or not the job has ended.
+    expect(bad.status).to.equal(400);
+    expect(((await bad.json()) as { error: string }).error).to.match(/^wait must be a number of seconds/);
   });
 
   it("Idempotency-Key returns the first job for a repeated request and 409 for a different body", async () => {

@@ -56,6 +56,6 @@ describe("e2e: pnpm demo / pnpm start (the supervisor)", function () {
     });
     const exit = await supervisor.exited;
     expect(exit.code).to.equal(2);
-    expect(supervisor.lines.join("\n")).to.include("FOREMAN_PORT").and.include("configuration error");
+    expect(supervisor.lines.join("\n")).to.include("FOREMAN_PORT").and.include("restarting cannot fix");
   });
 });

@@ -105,12 +105,17 @@ export function jobsRoutes(deps: JobsDeps): Router {
   router.get("/jobs/:id", longPolls.middleware);
   router.get("/jobs/:id", async (req, res) => {
     let job = mustGet(req.params.id);
+    const historyText = stringParam(req.query.history, "history");
+    if (historyText !== undefined && historyText !== "0" && historyText !== "1" && historyText !== "true") {
+      throw new ValidationError("history must be 1 (include the job's transitions) or 0");
+    }
     const waitText = stringParam(req.query.wait, "wait");
+    // Checked whether or not the job has ended: a bad value is the caller's error either way.
+    if (waitText !== undefined && !/^\d{1,6}(\.\d{1,3})?$/.test(waitText)) {
+      throw new ValidationError(`wait must be a number of seconds from 0 to ${config.maxWaitSeconds}`);
+    }
     if (waitText !== undefined && !isTerminal(job.state)) {
       const seconds = Number(waitText);
-      if (!Number.isFinite(seconds) || seconds < 0) {
-        throw new ValidationError(`wait must be a number of seconds from 0 to ${config.maxWaitSeconds}`);
-      }
       const controller = new AbortController();
       res.on("close", () => controller.abort());
       // A shutdown answers the long poll with the job as it stands.
@@ -118,6 +123,11 @@ export function jobsRoutes(deps: JobsDeps): Router {
       const waitMs = Math.min(seconds, config.maxWaitSeconds) * 1000;
       job = (await waitForJobEnd(store, config.dataDir, job.id, waitMs, config.relayPollMs, controller.signal)) ?? job;
       untrack?.();
+    }
+    if (historyText === "1" || historyText === "true") {
+      res.setHeader("X-Foreman-Job-Id", job.id);
+      res.json({ ...viewOne(job), history: historyView(store.transitions.history(job.id)) });
+      return;
     }
     sendJob(res, 200, job);
   });
@@ -204,6 +214,17 @@ function stringParam(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "string") throw new ValidationError(`${name} must be given once, as a string`);
   return value;
+}
+
+/** A job's recorded transitions, oldest first, as the API shows them. */
+function historyView(rows: ReturnType<Store["transitions"]["history"]>) {
+  return rows.map((h) => ({
+    from: h.from_state,
+    to: h.to_state,
+    at: new Date(h.at).toISOString(),
+    attempt: h.attempt,
+    reason: h.reason,
+  }));
 }
 
 const encodeCursor = (id: string) => Buffer.from(id).toString("base64url");
