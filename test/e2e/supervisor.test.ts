@@ -1,3 +1,4 @@
+import net from "node:net";
 import { expect } from "chai";
 import { ENTRY, freePort, Proc, tempDataDir } from "./harness.js";
 
@@ -57,5 +58,25 @@ describe("e2e: pnpm demo / pnpm start (the supervisor)", function () {
     const exit = await supervisor.exited;
     expect(exit.code).to.equal(2);
     expect(supervisor.lines.join("\n")).to.include("FOREMAN_PORT").and.include("restarting cannot fix");
+  });
+
+  it("stops with exit code 2, without restarting, when the gateway cannot listen, and says what to change", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    try {
+      supervisor = new Proc("supervisor", ENTRY.supervisor, {
+        PATH: process.env.PATH,
+        FOREMAN_PORT: String((taken.address() as net.AddressInfo).port),
+        FOREMAN_DATA_DIR: tempDataDir(),
+      });
+      const exit = await supervisor.exited;
+      expect(exit.code).to.equal(2);
+      const text = supervisor.lines.join("\n");
+      expect(text).to.include("cannot listen on 127.0.0.1:").and.include("set FOREMAN_PORT to a free port");
+      expect(text).to.not.include("restarting in");
+      expect(supervisor.lines.filter((l) => l.includes("gateway listening"))).to.deep.equal([]);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
   });
 });
