@@ -1,35 +1,11 @@
 import type { AddressInfo } from "node:net";
-import {
-  createLoggerFromConfig,
-  createWaker,
-  displayUrl,
-  exitWhenDatabaseFileLost,
-  handleShutdownSignals,
-  loadConfigOrExit,
-  logTransitions,
-  openStore,
-  redactConfig,
-  restrictNewFilesToOwner,
-} from "@foreman/shared";
+import { createWaker, displayUrl, handleShutdownSignals, logTransitions, startProcess } from "@foreman/shared";
 import { createRequestListener } from "./app.js";
 import { createTargetProxy } from "./proxy/target-proxy.js";
 import { createResponseDrain } from "./response-drain.js";
 import { createGatewayServer } from "./server.js";
 
-restrictNewFilesToOwner();
-const config = loadConfigOrExit("gateway");
-const logger = createLoggerFromConfig(config, "gateway");
-const store = openStore({
-  dbPath: config.dbPath,
-  synchronous: config.dbSynchronous,
-  workerStaleMs: config.workerStaleMs,
-  defaultMaxAttempts: config.maxAttempts,
-  onTransition: logTransitions(logger),
-});
-if (store.migration.applied.length > 0) {
-  logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
-}
-const databaseFile = exitWhenDatabaseFileLost(config, logger);
+const { config, logger, store, databaseFile } = startProcess("gateway", logTransitions);
 
 const proxy = createTargetProxy({
   targetUrl: config.ollamaUrl,
@@ -67,7 +43,6 @@ server.listen(config.port, config.host, () => {
     target: displayUrl(config.ollamaUrl),
     data_dir: config.dataDir,
   });
-  logger.debug("configuration", { config: redactConfig(config) });
 });
 
 handleShutdownSignals(

@@ -1,7 +1,8 @@
-import { type ForemanConfig, loadConfig } from "./config.js";
+import { type ForemanConfig, loadConfig, redactConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
-import type { Logger } from "./logger.js";
+import { createLoggerFromConfig, type Logger } from "./logger.js";
 import { type DatabaseFileWatch, watchDatabaseFile } from "./store/db-file-watch.js";
+import { openStore, type StoreOptions } from "./store/store.js";
 
 /**
  * Files a foreman process creates (database, relays, artifacts, the wake file) and the directories that hold
@@ -35,8 +36,34 @@ export function exitWhenDatabaseFileLost(
 }
 
 /**
- * Reads the configuration or ends the process with the one-line message SPEC §4 asks for
- * (variable, problem, example) and exit code 2, the conventional code for a usage error.
+ * What both processes do first, in order: own-only files, the configuration (or exit 2), the logger, the
+ * store (migrating it, and saying so), and the watch that stops the process if its database file is lost.
+ */
+export function startProcess(
+  service: "gateway" | "worker",
+  onTransition: (logger: Logger) => StoreOptions["onTransition"],
+) {
+  restrictNewFilesToOwner();
+  const config = loadConfigOrExit(service);
+  const logger = createLoggerFromConfig(config, service);
+  const store = openStore({
+    dbPath: config.dbPath,
+    synchronous: config.dbSynchronous,
+    workerStaleMs: config.workerStaleMs,
+    defaultMaxAttempts: config.maxAttempts,
+    onTransition: onTransition(logger),
+  });
+  if (store.migration.applied.length > 0) {
+    logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
+  }
+  const databaseFile = exitWhenDatabaseFileLost(config, logger);
+  logger.debug("configuration", { config: redactConfig(config) });
+  return { config, logger, store, databaseFile };
+}
+
+/**
+ * Reads the configuration or ends the process with one line (the variable, what is wrong with its value, and
+ * an example of a good one) and exit code 2, the conventional code for a usage error.
  */
 export function loadConfigOrExit(service: string, env: NodeJS.ProcessEnv = process.env): ForemanConfig {
   try {

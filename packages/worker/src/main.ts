@@ -1,14 +1,9 @@
 import {
   createJobOutcomes,
-  createLoggerFromConfig,
   displayUrl,
-  exitWhenDatabaseFileLost,
   handleShutdownSignals,
-  loadConfigOrExit,
   logTransitions,
-  openStore,
-  redactConfig,
-  restrictNewFilesToOwner,
+  startProcess,
   watchWakes,
   webhookSettings,
 } from "@foreman/shared";
@@ -23,33 +18,21 @@ import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "./webhook-dispatcher.js";
 
-restrictNewFilesToOwner();
-const config = loadConfigOrExit("worker");
-const logger = createLoggerFromConfig(config, "worker");
-const logTransition = logTransitions(logger);
 let webhooks: WebhookDispatcher | null = null;
-const store = openStore({
-  dbPath: config.dbPath,
-  synchronous: config.dbSynchronous,
-  workerStaleMs: config.workerStaleMs,
-  defaultMaxAttempts: config.maxAttempts,
-  onTransition: (job, from, reason) => {
+const { config, logger, store } = startProcess("worker", (logger) => {
+  const logTransition = logTransitions(logger);
+  return (job, from, reason) => {
     logTransition(job, from, reason);
     // The transition may have written an outbox row: deliver it now rather than at the next poll.
     if (job.webhook) webhooks?.kick();
-  },
+  };
 });
-if (store.migration.applied.length > 0) {
-  logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
-}
-exitWhenDatabaseFileLost(config, logger);
 logger.info(`worker starting; target ${displayUrl(config.ollamaUrl)}, database ${config.dbPath}`, {
   pid: process.pid,
   target: displayUrl(config.ollamaUrl),
   db: config.dbPath,
   ...(config.embedModel ? { embed_model: config.embedModel } : {}),
 });
-logger.debug("configuration", { config: redactConfig(config) });
 
 const client = createTargetClient({
   baseUrl: config.ollamaUrl,
