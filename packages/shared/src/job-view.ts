@@ -1,3 +1,4 @@
+import { displayUrl } from "./display-url.js";
 import type { ArtifactRecord } from "./store/artifacts.js";
 import type { JobRecord } from "./store/jobs.js";
 import type { DeliveryView } from "./store/outbox.js";
@@ -54,7 +55,8 @@ export function toJobView(job: JobRecord, extras: JobViewExtras = {}) {
     artifacts,
     webhook: job.webhook
       ? {
-          url: job.webhook.url,
+          // The user and password of a webhook URL are credentials: sent as Basic auth, never shown.
+          url: displayUrl(job.webhook.url),
           events: job.webhook.events ?? null,
           ...(extras.deliveries
             ? {
