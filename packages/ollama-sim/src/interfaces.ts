@@ -177,7 +177,7 @@ export interface SimFaults {
 export type SimEvent =
   | { type: "load"; model: string }
   | { type: "ready"; model: string }
-  | { type: "unload"; model: string; reason: "expired" | "evicted" | "requested" }
+  | { type: "unload"; model: string; reason: "expired" | "evicted" | "requested" | "reload" }
   | { type: "refusing"; ms: number }
   | { type: "listening" }
   | { type: "hang"; path: string }

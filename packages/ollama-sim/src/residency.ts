@@ -3,8 +3,11 @@ import { formatGoTime, MAX_GO_DURATION_MS } from "./go-time.js";
 import type { LoadedModel } from "./interfaces.js";
 import type { CatalogModel } from "./model-catalog.js";
 
-/** Why a model left memory: its keep-alive ran out, room was needed, or a keep_alive 0 request. */
-export type UnloadReason = "expired" | "evicted" | "requested";
+/**
+ * Why a model left memory: its keep-alive ran out, room was needed, a keep_alive 0 request, or a request
+ * with other runner options (num_ctx, num_batch…) needed it loaded again.
+ */
+export type UnloadReason = "expired" | "evicted" | "requested" | "reload";
 
 export interface ResidencyObserver {
   loadStarted(model: CatalogModel): void;
@@ -45,6 +48,10 @@ interface Runner {
   markReady: () => void;
   /** Chosen as the victim to make room: its unload counts as an eviction. */
   evicting: boolean;
+  /** Loaded with these runner options (runnerOptionsKey); a request with others reloads it. */
+  runnerOptions: string;
+  /** A request with other runner options waits for it to go, then loads it again. */
+  reloading: boolean;
   /** A keep_alive 0 request asked for it to go. */
   unloadRequested: boolean;
   gone: boolean;
@@ -54,6 +61,7 @@ interface Runner {
 
 interface Pending {
   model: CatalogModel;
+  runnerOptions: string;
   keepAliveMs: number | undefined;
   signal: AbortSignal | undefined;
   resolve(runner: Runner): void;
@@ -83,9 +91,14 @@ export class Residency {
    * Waits until `model` is loaded and holds it. `keepAliveMs` undefined keeps the model's current
    * keep-alive (or the default on a fresh load), as sched.go's useLoadedRunner does.
    */
-  async acquire(model: CatalogModel, keepAliveMs: number | undefined, signal?: AbortSignal): Promise<Lease> {
+  async acquire(
+    model: CatalogModel,
+    keepAliveMs: number | undefined,
+    signal?: AbortSignal,
+    runnerOptions = "",
+  ): Promise<Lease> {
     const runner = await new Promise<Runner>((resolve, reject) => {
-      this.pending.push({ model, keepAliveMs, signal, resolve, reject });
+      this.pending.push({ model, runnerOptions, keepAliveMs, signal, resolve, reject });
       void this.drain();
     });
     let released = false;
@@ -196,6 +209,11 @@ export class Residency {
       if (this.closed) return p.reject(new SchedulingCancelled("server closed"));
       if (p.signal?.aborted) return p.reject(new SchedulingCancelled("request canceled"));
       const runner = this.runners.get(p.model.key);
+      // sched.go needsReload: other runner options need the model loaded again, once its requests end.
+      if (runner && runner.runnerOptions !== p.runnerOptions) {
+        await this.reload(runner);
+        continue;
+      }
       if (runner) return this.useLoadedRunner(runner, p);
       const max = this.options.maxLoaded;
       if (max > 0 && this.runners.size >= max) {
@@ -232,6 +250,8 @@ export class Residency {
       loadTimer: undefined,
       markReady: () => markReady(),
       evicting: false,
+      runnerOptions: p.runnerOptions,
+      reloading: false,
       unloadRequested: false,
       gone: false,
       unloaded: new Promise<void>((resolve) => {
@@ -271,11 +291,26 @@ export class Residency {
     await victim.unloaded;
   }
 
+  private async reload(runner: Runner): Promise<void> {
+    this.stopExpireTimer(runner);
+    runner.sessionMs = 0;
+    runner.reloading = true;
+    if (runner.refCount <= 0) this.unload(runner, "reload");
+    await runner.unloaded;
+  }
+
   private release(runner: Runner): void {
     runner.refCount--;
     if (runner.refCount > 0 || runner.gone) return;
     if (runner.sessionMs <= 0) {
-      this.unload(runner, runner.evicting ? "evicted" : runner.unloadRequested ? "requested" : "expired");
+      const reason = runner.evicting
+        ? "evicted"
+        : runner.reloading
+          ? "reload"
+          : runner.unloadRequested
+            ? "requested"
+            : "expired";
+      this.unload(runner, reason);
       return;
     }
     const now = this.options.clock.now();

@@ -3,6 +3,7 @@ import { ManualClock } from "../src/clock.js";
 import type { SimModel } from "../src/interfaces.js";
 import { type CatalogModel, ModelCatalog } from "../src/model-catalog.js";
 import { Residency, SchedulingCancelled, type UnloadReason } from "../src/residency.js";
+import { startSimulator } from "../src/server.js";
 
 const MIN = 60_000;
 
@@ -182,5 +183,30 @@ describe("residency", () => {
     expect(residency.snapshot()[0]?.state).to.equal("ready");
     for (const lease of leases) lease.release();
     residency.close();
+  });
+});
+
+describe("simulator: runner options (num_ctx and the like) force a reload, as Ollama's scheduler does", () => {
+  it("loads a model again when a request names other runner options, and shares it when they match", async () => {
+    const sim = await startSimulator({ loadMs: 5, tokensPerSecond: 2000 });
+    try {
+      const unloads: string[] = [];
+      sim.on((e) => {
+        if (e.type === "unload") unloads.push(e.reason);
+      });
+      const generate = (options: Record<string, unknown>) =>
+        fetch(`${sim.url}/api/generate`, {
+          method: "POST",
+          body: JSON.stringify({ model: "llama3.2", prompt: "ctx", stream: false, options }),
+        }).then((r) => r.json());
+      await generate({ num_ctx: 2048 });
+      await generate({ num_ctx: 2048, temperature: 0.1 });
+      expect(sim.stats().loads.total).to.equal(1);
+      await generate({ num_ctx: 8192 });
+      expect(sim.stats().loads.total).to.equal(2);
+      expect(unloads).to.deep.equal(["reload"]);
+    } finally {
+      await sim.close();
+    }
   });
 });

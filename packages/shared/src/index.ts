@@ -12,6 +12,7 @@ export * from "./model-name.js";
 export type * from "./ollama-types.js";
 export * from "./process.js";
 export * from "./relay.js";
+export * from "./runner-options.js";
 export * from "./store/artifacts.js";
 export * from "./store/claim.js";
 export * from "./store/database.js";

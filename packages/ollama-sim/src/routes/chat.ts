@@ -1,3 +1,4 @@
+import { runnerOptionsKey } from "@foreman/shared";
 import { type CompletionFormat, nativeChatFormat } from "../completion-formats.js";
 import { runCompletion } from "../completion-stream.js";
 import { planGeneration } from "../generation.js";
@@ -111,7 +112,7 @@ export async function serveChat(
 
   let lease: Lease;
   try {
-    lease = await ctx.residency.acquire(entry, keepAliveMs, scope.signal);
+    lease = await ctx.residency.acquire(entry, keepAliveMs, scope.signal, runnerOptionsKey(body.options));
   } catch (error) {
     if (error instanceof SchedulingCancelled) return;
     throw error;

@@ -1,3 +1,4 @@
+import { runnerOptionsKey } from "@foreman/shared";
 import { type Embedding, EmbeddingCache, embeddingTokenCount } from "../embedding.js";
 import { goJson } from "../go-json.js";
 import { msToNs } from "../go-time.js";
@@ -97,7 +98,7 @@ export async function serveEmbed(
 
   let lease: Lease;
   try {
-    lease = await ctx.residency.acquire(entry, keepAliveMs, scope.signal);
+    lease = await ctx.residency.acquire(entry, keepAliveMs, scope.signal, runnerOptionsKey(body.options));
   } catch (error) {
     if (error instanceof SchedulingCancelled) return;
     throw error;
@@ -159,7 +160,7 @@ export async function embeddingsRoute(scope: RequestScope, ctx: RouteContext): P
 
   let lease: Lease;
   try {
-    lease = await ctx.residency.acquire(entry, keepAliveMs, scope.signal);
+    lease = await ctx.residency.acquire(entry, keepAliveMs, scope.signal, runnerOptionsKey(body.options));
   } catch (error) {
     if (error instanceof SchedulingCancelled) return;
     throw error;

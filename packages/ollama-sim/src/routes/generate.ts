@@ -1,3 +1,4 @@
+import { runnerOptionsKey } from "@foreman/shared";
 import { type CompletionFormat, nativeGenerateFormat } from "../completion-formats.js";
 import { runCompletion } from "../completion-stream.js";
 import { planGeneration } from "../generation.js";
@@ -103,7 +104,7 @@ export async function serveGenerate(
 
   let lease: Lease;
   try {
-    lease = await ctx.residency.acquire(entry, keepAliveMs, scope.signal);
+    lease = await ctx.residency.acquire(entry, keepAliveMs, scope.signal, runnerOptionsKey(body.options));
   } catch (error) {
     if (error instanceof SchedulingCancelled) return;
     throw error;
