@@ -15,6 +15,7 @@ export * from "./store/database.js";
 export * from "./store/jobs.js";
 export * from "./store/migrate.js";
 export * from "./store/outbox.js";
+export * from "./store/queue-position.js";
 export * from "./store/store.js";
 export * from "./store/target.js";
 export * from "./store/transitions.js";

@@ -21,7 +21,7 @@ import {
 import express, { type Response, Router } from "express";
 import { cancelJob } from "../jobs/cancel.js";
 import type { JobBatcher } from "../jobs/job-batcher.js";
-import { queuePositions } from "../jobs/queue-position.js";
+import { queuePosition, queuePositions } from "../jobs/queue-position.js";
 import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
 
@@ -74,7 +74,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
     const before = cursor === undefined ? undefined : decodeCursor(cursor);
     const jobs = store.jobs.list({ state, model, before, limit: limit + 1 });
     const page = jobs.slice(0, limit);
-    const positions = page.some((j) => j.state === "queued") ? queuePositions(store, config.starvationMs) : new Map();
+    const positions = queuePositions(store, config.starvationMs, page);
     res.json({
       jobs: page.map((j) => view(j, positions.get(j.id))),
       next_cursor: jobs.length > limit ? encodeCursor(page.at(-1)!.id) : null,
@@ -170,12 +170,12 @@ export function fullView(store: Store, job: JobRecord, position?: number) {
 
 /** The full view, with the queue position computed when the job is queued. */
 export function jobViewWithPosition(store: Store, starvationMs: number, job: JobRecord) {
-  return fullView(store, job, job.state === "queued" ? queuePositions(store, starvationMs).get(job.id) : undefined);
+  return fullView(store, job, queuePosition(store, starvationMs, job));
 }
 
 /**
  * The 202's body. No relay file or queue position yet: the worker creates the relay when the job starts,
- * and a position costs a read of the whole queue, paid on GET by whoever asks for it.
+ * and the position is counted on GET by whoever asks for it.
  */
 export function createdView(store: Store, job: JobRecord) {
   return toJobView(job, { deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [] });

@@ -122,9 +122,6 @@ export function createJobsStore(db: Db) {
   const countsByState = db.prepare<[], { model: string; state: JobState; count: number }>(
     "SELECT model, state, COUNT(*) AS count FROM jobs GROUP BY model, state",
   );
-  const queued = db.prepare<[], { id: string; model: string; createdAt: number }>(
-    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id",
-  );
   // One statement per filter combination, so each uses its index: (state, id), (model, id) or the key.
   const BEFORE = "COALESCE(@before, '~')";
   const pages = {
@@ -170,10 +167,6 @@ export function createJobsStore(db: Db) {
           ? pages.model
           : pages.all;
       return statement.all(params).map(jobFromRow);
-    },
-    /** Every queued job in queue order, for positions under the drain-by-model policy. */
-    queuedRefs() {
-      return queued.all();
     },
     queueDepthByModel() {
       return queuedByModel.all();

@@ -5,6 +5,7 @@ import { type Db, openDatabase } from "./database.js";
 import { createJobsStore } from "./jobs.js";
 import { migrate } from "./migrate.js";
 import { createOutboxStore } from "./outbox.js";
+import { createQueuePositionStore } from "./queue-position.js";
 import { createTargetStore } from "./target.js";
 import { createTransitionsStore, type TransitionsOptions } from "./transitions.js";
 import { createWorkerLeaseStore } from "./worker-lease.js";
@@ -42,6 +43,7 @@ export function openStore(options: StoreOptions) {
     jobs: createJobsStore(db),
     transitions,
     claims: createClaimStore(db, transitions),
+    queuePositions: createQueuePositionStore(db),
     outbox: createOutboxStore(db, { now }),
     artifacts,
     target: createTargetStore(db),
