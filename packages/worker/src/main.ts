@@ -15,6 +15,7 @@ import { recoverInterruptedJobs } from "./recovery.js";
 import { createRetentionPruner } from "./retention-pruner.js";
 import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
+import { createTargetWaker, wakeActionsFromConfig } from "./target-waker.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "./webhook-dispatcher.js";
 
 const config = loadConfigOrExit("worker");
@@ -81,6 +82,16 @@ const poller = createTargetPoller({
   intervalMs: config.pollMs,
   embedModel: config.embedModel,
   onUp: () => queue?.targetUp(),
+  onDown: () => waker.kick(),
+});
+// Opt-in: with no wake URL or MAC configured it has no actions and never starts.
+const waker = createTargetWaker({
+  logger,
+  actions: wakeActionsFromConfig(config),
+  intervalMs: config.wakeIntervalMs,
+  checkEveryMs: config.pollMs,
+  targetReachable: () => poller.isReachable(),
+  hasQueuedJobs: () => store.jobs.hasQueuedJobs(),
 });
 
 const leadership = createLeadership({
@@ -92,12 +103,14 @@ const leadership = createLeadership({
   residentModel: () => runner.residentModel(),
   onActive: () => {
     recoverInterruptedJobs({ store, logger, dataDir: config.dataDir });
+    waker.start();
     poller.start();
     webhooks?.start();
     pruner.start();
     queue?.start();
   },
   onLost: () => {
+    void waker.stop();
     void poller.stop();
     void webhooks?.stop();
     void pruner.stop();
@@ -117,6 +130,7 @@ queue = createQueueRunner({
 const stopWatching = watchWakes(config.dataDir, () => {
   queue?.kick();
   if (leadership.isActive()) webhooks?.kick();
+  waker.kick();
 });
 leadership.start();
 
@@ -125,7 +139,7 @@ handleShutdownSignals(
   async () => {
     stopWatching();
     await queue?.stop(config.shutdownGraceMs);
-    await Promise.all([poller.stop(), webhooks?.stop(), pruner.stop()]);
+    await Promise.all([poller.stop(), webhooks?.stop(), pruner.stop(), waker.stop()]);
     leadership.stop();
     client.close();
     store.close();

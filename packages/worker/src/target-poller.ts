@@ -10,6 +10,8 @@ export interface TargetPollerOptions {
   now?: () => number;
   /** Called when the target becomes reachable again (the queue retries at once). */
   onUp?: () => void;
+  /** Called when the target is found unreachable (at the first poll too); the wake action may run. */
+  onDown?: () => void;
 }
 
 export interface PollResult {
@@ -82,6 +84,7 @@ export function createTargetPoller(options: TargetPollerOptions) {
         });
       } else {
         logger.warn("target down", { url: client.baseUrl, error: result.error });
+        options.onDown?.();
       }
       lastReachable = result.reachable;
     }

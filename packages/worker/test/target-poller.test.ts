@@ -80,6 +80,29 @@ describe("target-poller", () => {
     ]);
   });
 
+  it("calls onDown once per outage, the first poll included, and onUp once per return", async () => {
+    const s = setup();
+    store = s.store;
+    const calls: string[] = [];
+    const poller = createTargetPoller({
+      client: s.target.client,
+      store: s.store,
+      logger: createLogger({ service: "worker", stream: new PassThrough() }),
+      intervalMs: 10_000,
+      embedModel: undefined,
+      onUp: () => calls.push("up"),
+      onDown: () => calls.push("down"),
+    });
+    s.target.state.up = false;
+    await poller.runOnce();
+    await poller.runOnce();
+    s.target.state.up = true;
+    await poller.runOnce();
+    s.target.state.up = false;
+    await poller.runOnce();
+    expect(calls).to.deep.equal(["down", "up", "down"]);
+  });
+
   it("pins the embedder when /api/ps lacks it, and only then", async () => {
     const s = setup("nomic-embed-text:latest");
     store = s.store;

@@ -119,6 +119,9 @@ export function createJobsStore(db: Db) {
     `SELECT model, COUNT(*) AS count, MIN(created_at) AS oldest_created_at
        FROM jobs WHERE state = 'queued' GROUP BY model ORDER BY model`,
   );
+  const anyQueued = db.prepare<[], { queued: number }>(
+    "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued') AS queued",
+  );
   const countsByState = db.prepare<[], { model: string; state: JobState; count: number }>(
     "SELECT model, state, COUNT(*) AS count FROM jobs GROUP BY model, state",
   );
@@ -167,6 +170,10 @@ export function createJobsStore(db: Db) {
           ? pages.model
           : pages.all;
       return statement.all(params).map(jobFromRow);
+    },
+    /** Whether any job waits in the queue: one index seek, whatever the queue's size. */
+    hasQueuedJobs(): boolean {
+      return anyQueued.get()!.queued === 1;
     },
     queueDepthByModel() {
       return queuedByModel.all();
