@@ -2,6 +2,7 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { expect } from "chai";
 import { retainNativeHandles } from "../../packages/shared/src/store/database.js";
+import { MIGRATIONS } from "../../packages/shared/src/store/migrations.js";
 import { ENTRY, foreman, Proc, stopAll, tempDataDir } from "./harness.js";
 
 describe("e2e: foundation (gateway and worker processes)", () => {
@@ -85,7 +86,7 @@ describe("e2e: foundation (gateway and worker processes)", () => {
     try {
       expect(db.pragma("integrity_check", { simple: true })).to.equal("ok");
       const versions = db.prepare("SELECT version FROM schema_migrations").all();
-      expect(versions).to.deep.equal([{ version: 1 }, { version: 2 }, { version: 3 }]);
+      expect(versions).to.deep.equal(MIGRATIONS.map((m) => ({ version: m.version })));
       expect(db.pragma("journal_mode", { simple: true })).to.equal("wal");
     } finally {
       db.close();
