@@ -47,7 +47,10 @@ function setup(embedModel?: string) {
 
 describe("target-poller", () => {
   let store: Store | undefined;
-  afterEach(() => store?.close());
+  afterEach(() => {
+    store?.close();
+    if (store) fs.rmSync(path.dirname(store.db.name), { recursive: true, force: true });
+  });
 
   it("records reachability, version and resident models for the gateway to read", async () => {
     const s = setup();

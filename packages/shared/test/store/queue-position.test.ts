@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import path from "node:path";
 import { expect } from "chai";
 import { drainOrder, type QueuedJobRef } from "../../src/drain-policy.js";
 import { openStore, type Store } from "../../src/store/store.js";
@@ -12,7 +14,10 @@ describe("store/queue-position", () => {
     store = openStore({ dbPath: tempDbPath(), now: clock.now });
     store.workerLease.tryAcquire(lease);
   });
-  afterEach(() => store.close());
+  afterEach(() => {
+    store.close();
+    fs.rmSync(path.dirname(store.db.name), { recursive: true, force: true });
+  });
 
   const enqueue = (model: string) =>
     store.transitions.createJob({ kind: "chat", api: "ollama", mode: "async", model, request: { model } });
@@ -131,6 +136,13 @@ describe("store/queue-position: query plans", () => {
           WHERE state = 'queued' AND id >= 'A' AND id <= 'B' AND created_at > 5 ORDER BY id LIMIT 1`,
       ),
     ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id>\? AND id<\?\)$/);
+    expect(
+      plan(
+        `SELECT id, model FROM jobs INDEXED BY jobs_by_state
+          WHERE state = 'queued' AND id > 'A' AND model NOT IN (SELECT value FROM json_each('[]')) ORDER BY id LIMIT 1`,
+      ),
+    ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id>\?\) \| LIST SUBQUERY/);
     store.close();
+    fs.rmSync(path.dirname(store.db.name), { recursive: true, force: true });
   });
 });
