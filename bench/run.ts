@@ -4,6 +4,7 @@ import { benchEmbedProxy } from "./embed-proxy.js";
 import { benchDrain, benchGeneration } from "./generation.js";
 import { benchLargeDatabase, benchPostJobs } from "./jobs.js";
 import { ROOT } from "./lib.js";
+import { benchQueuePosition } from "./queue-position.js";
 
 /** `pnpm bench`: runs every benchmark, prints the tables, and keeps the last output in bench-results/. */
 const durationMs = Number(process.env.BENCH_DURATION_MS ?? 5000);
@@ -15,6 +16,7 @@ const benches: Array<[string, () => Promise<Section | Section[]>]> = [
   ["drain", () => benchDrain()],
   ["post-jobs", () => benchPostJobs(durationMs)],
   ["large-db", () => benchLargeDatabase(Number(process.env.BENCH_JOBS ?? 1_000_000), 2000)],
+  ["queue-position", () => benchQueuePosition(Number(process.env.BENCH_QUEUED_JOBS ?? 100_000), 1000)],
 ];
 
 const out: string[] = [`# foreman benchmarks — ${new Date().toISOString()} — node ${process.version}`, ""];

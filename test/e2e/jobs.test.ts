@@ -167,6 +167,13 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
     expect((await getJob(f, queued.body.id)).position).to.equal(1);
     expect((await getJob(f, third.body.id)).position).to.equal(2);
     expect((await getJob(f, second.body.id)).position).to.equal(3);
+    // The queued list shows the same positions, counted for the page at once.
+    const list = (await (await fetch(`${f.url}/jobs?state=queued`)).json()) as { jobs: JobView[] };
+    expect(list.jobs.map((j) => [j.id, j.position])).to.deep.equal([
+      [third.body.id, 2],
+      [second.body.id, 3],
+      [queued.body.id, 1],
+    ]);
     for (const extra of [second, third]) await fetch(`${f.url}/jobs/${extra.body.id}/cancel`, { method: "POST" });
 
     const cancelQueued = await fetch(`${f.url}/jobs/${queued.body.id}/cancel`, { method: "POST" });

@@ -13,7 +13,7 @@ import {
 } from "@foreman/shared";
 
 import { cancelJob } from "./jobs/cancel.js";
-import { queuePositions } from "./jobs/queue-position.js";
+import { queuePosition } from "./jobs/queue-position.js";
 import type { GatewayMetrics } from "./ops/metrics.js";
 import type { ResponseDrain } from "./response-drain.js";
 import { contentTypeFor, emptyChunk, requestedFraming, waitLimitError } from "./sync-wait.js";
@@ -42,6 +42,8 @@ export async function answerFromRelay(
   deps: RelayResponseDeps,
   job: JobRecord,
   res: http.ServerResponse,
+  /** The job's place in the queue when it was committed (for the early answer's header). */
+  position?: number,
 ): Promise<void> {
   const { store, config } = deps;
   res.setHeader("X-Foreman-Job-Id", job.id);
@@ -71,7 +73,6 @@ export async function answerFromRelay(
   let keepalive: NodeJS.Timeout | undefined;
   if (config.syncKeepaliveMs > 0 && !controller.signal.aborted) {
     framing = requestedFraming(job);
-    const position = queuePositions(store, config.starvationMs).get(job.id);
     res.writeHead(200, {
       "content-type": contentTypeFor(framing),
       ...(framing === "sse" ? { "cache-control": "no-cache" } : {}),
@@ -85,7 +86,7 @@ export async function answerFromRelay(
   let started = false;
   const waitLimit = setTimeout(() => {
     if (started || settled || controller.signal.aborted) return;
-    const position = queuePositions(store, config.starvationMs).get(job.id);
+    const position = store.jobs.state(job.id) === "queued" ? queuePosition(store, config.starvationMs, job) : undefined;
     const { status, error } = waitLimitError(store, job, config.syncWaitMs, position);
     settled = true;
     controller.abort();

@@ -1,3 +1,4 @@
+import net from "node:net";
 import path from "node:path";
 import Joi from "joi";
 import { ConfigError } from "./errors.js";
@@ -27,6 +28,13 @@ export interface ForemanConfig {
   readonly workerStaleMs: number;
   readonly pollMs: number;
   readonly connectTimeoutMs: number;
+  /** The wake action for a sleeping target: an HTTP request to this URL (may hold credentials). */
+  readonly wakeUrl: string | undefined;
+  readonly wakeMethod: "GET" | "POST" | "PUT";
+  /** The wake action for a sleeping target: a Wake-on-LAN magic packet to this MAC (aa:bb:cc:dd:ee:ff). */
+  readonly wakeMac: string | undefined;
+  readonly wakeBroadcast: { readonly address: string; readonly port: number };
+  readonly wakeIntervalMs: number;
   readonly management: boolean;
   /** Bytes. */
   readonly bodyLimit: number;
@@ -189,6 +197,46 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: durationMs(50).default(3000),
     example: "3000",
     doc: "how long to wait for a TCP connection to the target before answering 502 (ms)",
+  },
+  FOREMAN_WAKE_URL: {
+    field: "wakeUrl",
+    schema: Joi.string().uri({ scheme: ["http", "https"] }),
+    example: "http://192.168.1.2:8123/api/webhook/wake-studio",
+    // A wake URL often carries its credentials (user:password@, a token in the path or query).
+    secret: true,
+    doc: "while jobs wait on an unreachable target, the worker sends an HTTP request here to wake it; unset by default",
+  },
+  FOREMAN_WAKE_METHOD: {
+    field: "wakeMethod",
+    schema: Joi.string().uppercase().valid("GET", "POST", "PUT").default("POST"),
+    example: "GET",
+    doc: "the HTTP method of the wake request (GET, POST or PUT; sent with no body)",
+  },
+  FOREMAN_WAKE_MAC: {
+    field: "wakeMac",
+    schema: Joi.string()
+      .pattern(/^[0-9A-Fa-f]{2}([:-]?[0-9A-Fa-f]{2}){5}$/, "MAC address such as 52:54:00:12:34:56")
+      .custom((v: string) => (v.replace(/[:-]/g, "").toLowerCase().match(/../g) ?? []).join(":")),
+    example: "52:54:00:12:34:56",
+    doc: "while jobs wait on an unreachable target, the worker sends a Wake-on-LAN magic packet for this MAC; unset by default",
+  },
+  FOREMAN_WAKE_BROADCAST: {
+    field: "wakeBroadcast",
+    schema: Joi.string()
+      .pattern(
+        /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/,
+        "IPv4 address[:port] or [IPv6 address][:port]",
+      )
+      .custom(parseUdpAddress)
+      .default({ address: "255.255.255.255", port: 9 }),
+    example: "192.168.1.255:9",
+    doc: "where the Wake-on-LAN packet is sent (address[:port], port 9 by default)",
+  },
+  FOREMAN_WAKE_INTERVAL_MS: {
+    field: "wakeIntervalMs",
+    schema: durationMs(100).default(60_000),
+    example: "60000",
+    doc: "the wake action runs at most once per this interval while jobs wait on an unreachable target (ms)",
   },
   FOREMAN_MANAGEMENT: {
     field: "management",
@@ -420,6 +468,15 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     doc: "how often each process checks that its database file is still the one it opened; if not, it stops (ms)",
   },
 };
+
+/** "192.168.1.255:9" or "[ff02::1]:9" → address and port (the FOREMAN_WAKE_BROADCAST format). */
+function parseUdpAddress(value: string, helpers: Joi.CustomHelpers) {
+  const m = /^\[?([^\]]+?)\]?(?::(\d+))?$/.exec(value);
+  const address = m?.[1] ?? "";
+  const port = m?.[2] === undefined ? 9 : Number(m[2]);
+  if (net.isIP(address) === 0 || port < 1 || port > 65_535) return helpers.error("any.invalid");
+  return { address, port };
+}
 
 /** "10mb" → bytes (the size format, already checked by the key's pattern). */
 function parseSize(value: string): number {

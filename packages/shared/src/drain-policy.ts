@@ -33,7 +33,8 @@ export function pickNext(
 
 /**
  * The order in which the queue would drain if nothing else arrived: what repeated `pickNext` gives, with the
- * resident model following each pick, computed in one pass (it serves every queued job's `position`).
+ * resident model following each pick, computed in one pass. It defines a queued job's `position`, which
+ * store/queue-position.ts counts in SQL (a test checks the two agree).
  * At a fixed `now` the starved jobs are a prefix of the queue and drain first, oldest first; after them the
  * current model's jobs drain, then each other model's, in the order of their oldest job.
  */

@@ -21,6 +21,7 @@ export * from "./store/jobs.js";
 export * from "./store/metrics.js";
 export * from "./store/migrate.js";
 export * from "./store/outbox.js";
+export * from "./store/queue-position.js";
 export * from "./store/queue-totals.js";
 export * from "./store/retention.js";
 export * from "./store/store.js";

@@ -58,6 +58,35 @@ describe("config", () => {
     expect(set.allowedHosts).to.deep.equal(["127.0.0.1", "::1", "10.0.0.0/8", "*.example.com"]);
   });
 
+  it("parses the wake action: off by default, MAC normalized, broadcast address and port", () => {
+    const off = loadConfig({});
+    expect([off.wakeUrl, off.wakeMac, off.wakeMethod, off.wakeIntervalMs]).to.deep.equal([
+      undefined,
+      undefined,
+      "POST",
+      60_000,
+    ]);
+    expect(off.wakeBroadcast).to.deep.equal({ address: "255.255.255.255", port: 9 });
+    const on = loadConfig({
+      FOREMAN_WAKE_URL: "http://user:pw@127.0.0.1:8123/api/webhook/wake?token=t",
+      FOREMAN_WAKE_METHOD: "get",
+      FOREMAN_WAKE_MAC: "52-54-00-AB-cd-EF",
+      FOREMAN_WAKE_BROADCAST: "127.0.0.1:4009",
+    });
+    expect(on.wakeUrl).to.equal("http://user:pw@127.0.0.1:8123/api/webhook/wake?token=t");
+    expect(on.wakeMethod).to.equal("GET");
+    expect(on.wakeMac).to.equal("52:54:00:ab:cd:ef");
+    expect(on.wakeBroadcast).to.deep.equal({ address: "127.0.0.1", port: 4009 });
+    expect(loadConfig({ FOREMAN_WAKE_MAC: "525400abcdef" }).wakeMac).to.equal("52:54:00:ab:cd:ef");
+    expect(loadConfig({ FOREMAN_WAKE_BROADCAST: "[::1]:7" }).wakeBroadcast).to.deep.equal({ address: "::1", port: 7 });
+    expect(loadConfig({ FOREMAN_WAKE_BROADCAST: "192.168.1.255" }).wakeBroadcast).to.deep.equal({
+      address: "192.168.1.255",
+      port: 9,
+    });
+    expect(JSON.stringify(redactConfig(on))).to.not.include("pw@");
+    expect(configSecrets(on)).to.include("http://user:pw@127.0.0.1:8123/api/webhook/wake?token=t");
+  });
+
   it("reads no bare OLLAMA_* variable", () => {
     const c = loadConfig({ OLLAMA_HOST: "http://1.2.3.4:5", OLLAMA_URL: "http://1.2.3.4:5" });
     expect(c.ollamaUrl).to.equal("http://127.0.0.1:11434");
@@ -77,6 +106,11 @@ describe("config", () => {
       /^FOREMAN_LOG_LEVEL must be one of \[error, warn, info, http, verbose, debug, silly\]/,
     ],
     ["FOREMAN_HEARTBEAT_MS", "-5", /^FOREMAN_HEARTBEAT_MS must be greater than or equal to 50/],
+    ["FOREMAN_WAKE_MAC", "52:54:00:12:34", /^FOREMAN_WAKE_MAC .*MAC address such as .*; example: FOREMAN_WAKE_MAC=/],
+    ["FOREMAN_WAKE_BROADCAST", "300.1.1.1:9", /^FOREMAN_WAKE_BROADCAST contains an invalid value/],
+    ["FOREMAN_WAKE_BROADCAST", "10.0.0.255:70000", /^FOREMAN_WAKE_BROADCAST contains an invalid value/],
+    ["FOREMAN_WAKE_BROADCAST", "wol.example:9", /^FOREMAN_WAKE_BROADCAST .*IPv4 address\[:port\]/],
+    ["FOREMAN_WAKE_METHOD", "DELETE", /^FOREMAN_WAKE_METHOD must be one of \[GET, POST, PUT\]/],
     [
       "FOREMAN_WEBHOOK_SECRET",
       "plain",

@@ -16,6 +16,7 @@ import { createQueueRunner } from "./queue-runner.js";
 import { createRetentionPruner } from "./retention-pruner.js";
 import { createTargetClient } from "./target-client.js";
 import { createTargetPoller } from "./target-poller.js";
+import { createTargetWaker, wakeActionsFromConfig } from "./target-waker.js";
 import { createWebhookDispatcher, type WebhookDispatcher } from "./webhook-dispatcher.js";
 
 let webhooks: WebhookDispatcher | null = null;
@@ -101,6 +102,16 @@ const poller = createTargetPoller({
   queuedCount: () => store.jobs.queuedCount(),
   onUp: () => queue?.targetUp(),
   onResident: (names, askedAt) => residency.observeResident(names, askedAt),
+  onDown: () => waker.kick(),
+});
+// Opt-in: with no wake URL or MAC configured it has no actions and never starts.
+const waker = createTargetWaker({
+  logger,
+  actions: wakeActionsFromConfig(config),
+  intervalMs: config.wakeIntervalMs,
+  checkEveryMs: config.pollMs,
+  targetReachable: () => poller.isReachable(),
+  hasQueuedJobs: () => store.jobs.hasQueuedJobs(),
 });
 
 const leadership = createLeadership({
@@ -112,6 +123,7 @@ const leadership = createLeadership({
   residentModel: () => residency.resident(),
   onActive: () => {
     rescuer.start();
+    waker.start();
     poller.start();
     webhooks?.start();
     pruner.start();
@@ -119,6 +131,7 @@ const leadership = createLeadership({
   },
   onLost: () => {
     rescuer.stop();
+    void waker.stop();
     void poller.stop();
     void webhooks?.stop();
     void pruner.stop();
@@ -141,6 +154,7 @@ queue = createQueueRunner({
 const stopWatching = watchWakes(config.dataDir, () => {
   queue?.kick();
   if (leadership.isActive()) webhooks?.kick();
+  waker.kick();
 });
 leadership.start();
 
@@ -150,7 +164,7 @@ handleShutdownSignals(
     stopWatching();
     await queue?.stop(config.shutdownGraceMs);
     rescuer.stop();
-    await Promise.all([poller.stop(), webhooks?.stop(), pruner.stop()]);
+    await Promise.all([poller.stop(), webhooks?.stop(), pruner.stop(), waker.stop()]);
     leadership.stop();
     client.close();
     store.close();

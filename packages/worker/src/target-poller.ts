@@ -18,6 +18,8 @@ export interface TargetPollerOptions {
   /** How many jobs wait: while the target is down, said in the log at most once per `waitLogEveryMs`. */
   queuedCount?: () => number;
   waitLogEveryMs?: number;
+  /** Called when the target is found unreachable (at the first poll too); the wake action may run. */
+  onDown?: () => void;
 }
 
 export interface PollResult {
@@ -73,6 +75,7 @@ export function createTargetPoller(options: TargetPollerOptions) {
       lastWaitLogAt = downSince;
       logger.warn("target down", { url: client.baseUrl, error: result.error });
       store.systemEvents.record("target.down", { error: result.error });
+      options.onDown?.();
     }
   }
 
@@ -167,6 +170,8 @@ export function createTargetPoller(options: TargetPollerOptions) {
 
   return {
     runOnce,
+    /** Whether the last poll reached the target (null before the first one). */
+    isReachable: () => lastReachable,
     /** False only while the target is known to be down: the queue claims nothing then. */
     isUp: () => lastReachable !== false,
     /** When the target went down (null while up). */

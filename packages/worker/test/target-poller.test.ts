@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { createLogger, openStore, type Store } from "@foreman/shared";
@@ -46,7 +47,10 @@ function setup(embedModel?: string) {
 
 describe("target-poller", () => {
   let store: Store | undefined;
-  afterEach(() => store?.close());
+  afterEach(() => {
+    store?.close();
+    if (store) fs.rmSync(path.dirname(store.db.name), { recursive: true, force: true });
+  });
 
   it("records reachability, version and resident models for the gateway to read", async () => {
     const s = setup();
@@ -77,6 +81,29 @@ describe("target-poller", () => {
       "target down",
       "target up",
     ]);
+  });
+
+  it("calls onDown once per outage, the first poll included, and onUp once per return", async () => {
+    const s = setup();
+    store = s.store;
+    const calls: string[] = [];
+    const poller = createTargetPoller({
+      client: s.target.client,
+      store: s.store,
+      logger: createLogger({ service: "worker", stream: new PassThrough() }),
+      intervalMs: 10_000,
+      embedModel: undefined,
+      onUp: () => calls.push("up"),
+      onDown: () => calls.push("down"),
+    });
+    s.target.state.up = false;
+    await poller.runOnce();
+    await poller.runOnce();
+    s.target.state.up = true;
+    await poller.runOnce();
+    s.target.state.up = false;
+    await poller.runOnce();
+    expect(calls).to.deep.equal(["down", "up", "down"]);
   });
 
   it("pins the embedder when /api/ps lacks it, and only then", async () => {

@@ -33,10 +33,16 @@ export function createFastSubmit(deps: SubmitDeps & { logger: Logger; bodyLimit:
         if (size > limit) return send(res, 413, { error: "request body too large" });
         const body = parseJsonBody(Buffer.concat(chunks, size));
         const key = req.headers["idempotency-key"];
-        const { status, job } = await submitJob(deps, body, Array.isArray(key) ? key[0] : key, size);
-        const headers = { location: `/jobs/${job.id}`, "X-Foreman-Job-Id": job.id };
+        const { status, job, position } = await submitJob(deps, body, Array.isArray(key) ? key[0] : key, size);
+        const headers = {
+          location: `/jobs/${job.id}`,
+          "X-Foreman-Job-Id": job.id,
+          ...(position !== undefined ? { "X-Foreman-Queue-Position": String(position) } : {}),
+        };
         const view =
-          status === 202 ? createdView(deps.store, job) : jobViewWithPosition(deps.store, deps.starvationMs, job);
+          status === 202
+            ? createdView(deps.store, job, position)
+            : jobViewWithPosition(deps.store, deps.starvationMs, job);
         send(res, status, view, headers);
       } catch (err) {
         const answer = errorResponse(err);

@@ -1,9 +1,18 @@
 import { type JobRecord, type NewJob, type Store, UnavailableError } from "@foreman/shared";
+import { queuePositions } from "./queue-position.js";
 
 export interface QueueLimits {
   maxQueuedJobs: number;
   /** Bytes of the queued jobs' requests. */
   maxQueuedBytes: number;
+  /** The drain order's starvation bound, for the new jobs' queue positions. */
+  starvationMs: number;
+}
+
+/** A committed job and its place in the queue at that moment (counted once per batch). */
+export interface CreatedJob {
+  job: JobRecord;
+  position: number | undefined;
 }
 
 /** What a refused caller is told to wait: the queue drains at the target's pace, so not a moment. */
@@ -21,7 +30,7 @@ export const QUEUE_FULL_RETRY_AFTER_S = 30;
  * gateway checks on its own, so several gateways may overshoot a limit by one batch each.
  */
 export function createJobBatcher(store: Store, onCommitted: () => void, limits: QueueLimits) {
-  let pending: Array<{ input: NewJob; resolve: (job: JobRecord) => void; reject: (err: unknown) => void }> = [];
+  let pending: Array<{ input: NewJob; resolve: (created: CreatedJob) => void; reject: (err: unknown) => void }> = [];
   let pendingBytes = 0;
   let scheduled = false;
 
@@ -30,21 +39,34 @@ export function createJobBatcher(store: Store, onCommitted: () => void, limits: 
     const batch = pending;
     pending = [];
     pendingBytes = 0;
+    const committed: Array<{ job: JobRecord; resolve: (created: CreatedJob) => void }> = [];
     try {
       const jobs = store.transitions.createJobs(batch.map((p) => p.input));
-      for (const [i, p] of batch.entries()) p.resolve(jobs[i]!);
+      for (const [i, p] of batch.entries()) committed.push({ job: jobs[i]!, resolve: p.resolve });
     } catch {
       // One bad apple (a raced Idempotency-Key) rolled the batch back: commit them one by one, so each
       // caller gets its own outcome.
       for (const p of batch) {
         try {
-          p.resolve(store.transitions.createJob(p.input));
+          committed.push({ job: store.transitions.createJob(p.input), resolve: p.resolve });
         } catch (err) {
           p.reject(err);
         }
       }
     }
     onCommitted();
+    // One count for the whole batch: its cost grows with the queue, so it is paid once per commit, not per job.
+    let positions = new Map<string, number>();
+    try {
+      positions = queuePositions(
+        store,
+        limits.starvationMs,
+        committed.map((c) => c.job),
+      );
+    } catch {
+      // A position is information, not the answer: the jobs are committed whatever happens here.
+    }
+    for (const c of committed) c.resolve({ job: c.job, position: positions.get(c.job.id) });
   }
 
   function admit(bytes: number): void {
@@ -72,7 +94,7 @@ export function createJobBatcher(store: Store, onCommitted: () => void, limits: 
      * FOREMAN_MAX_QUEUED_BYTES until the commit makes the exact figure part of the queue's totals.
      * Rejects with an UnavailableError (503) when the queue is full.
      */
-    create(input: NewJob, bytes = 0): Promise<JobRecord> {
+    create(input: NewJob, bytes = 0): Promise<CreatedJob> {
       try {
         admit(bytes);
       } catch (err) {

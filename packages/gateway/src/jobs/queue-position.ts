@@ -1,11 +1,23 @@
-import { drainOrder, type Store } from "@foreman/shared";
+import type { JobRecord, Store } from "@foreman/shared";
 
 /**
- * Where each queued job stands in the order the worker will drain the queue (drain-by-model, ADR 0007),
- * from the current queue and the worker model the active worker reported in its last heartbeat.
+ * Where queued jobs stand in the order the worker will drain the queue (drain-by-model, ADR 0007), given
+ * the worker model the active worker reported in its last heartbeat. Counted in SQL over indexes, so the
+ * cost does not come from reading the queue; pass a whole page at once.
  */
-export function queuePositions(store: Store, starvationMs: number, now = Date.now()): Map<string, number> {
+export function queuePositions(
+  store: Store,
+  starvationMs: number,
+  jobs: readonly JobRecord[],
+  now = Date.now(),
+): Map<string, number> {
+  const queued = jobs.filter((j) => j.state === "queued");
+  if (queued.length === 0) return new Map();
   const resident = store.workerLease.holder()?.residentModel ?? null;
-  const order = drainOrder(store.jobs.queuedRefs(), resident, now, starvationMs);
-  return new Map(order.map((job, i) => [job.id, i + 1]));
+  return store.queuePositions.positions(queued, { resident, now, starvationMs });
+}
+
+/** One job's position, or undefined when it is not queued. */
+export function queuePosition(store: Store, starvationMs: number, job: JobRecord, now = Date.now()) {
+  return queuePositions(store, starvationMs, [job], now).get(job.id);
 }

@@ -17,7 +17,7 @@ export async function submitJob(
   body: unknown,
   idempotencyKey: string | undefined,
   bodyBytes = 0,
-): Promise<{ status: 200 | 202; job: JobRecord }> {
+): Promise<{ status: 200 | 202; job: JobRecord; position?: number | undefined }> {
   const key = idempotencyKey;
   if (key !== undefined && (key.length === 0 || key.length > 255)) {
     throw new ValidationError("Idempotency-Key must be 1 to 255 characters");
@@ -34,11 +34,11 @@ export async function submitJob(
     if (existing) return replay(existing);
   }
   try {
-    const job = await deps.batcher.create(
+    const { job, position } = await deps.batcher.create(
       { ...parsed.job, idempotencyKey: key ?? null, requestHash: parsed.requestHash },
       bodyBytes,
     );
-    return { status: 202, job };
+    return { status: 202, job, position };
   } catch (err) {
     // Two retries of one request raced: the unique index let one in; answer the other with it.
     if (key !== undefined && (err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") {

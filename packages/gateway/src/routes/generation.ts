@@ -38,7 +38,7 @@ export function generationRoutes(deps: GenerationDeps): Router {
   for (const route of GENERATION_ROUTES) {
     router.post(route.path, json, async (req, res) => {
       const body = validateGenerationBody(req.body, route.kind, route.api);
-      const job = await deps.batcher.create(
+      const { job, position } = await deps.batcher.create(
         { kind: route.kind, api: route.api, mode: "sync", model: body.model as string, request: body },
         jsonBodyBytes(req),
       );
@@ -50,7 +50,7 @@ export function generationRoutes(deps: GenerationDeps): Router {
           model: job.model,
         });
       }
-      await answerFromRelay(deps, job, res);
+      await answerFromRelay(deps, job, res, position);
     });
   }
   return router;

@@ -21,7 +21,7 @@ import {
 import { type Response, Router } from "express";
 import { cancelJob } from "../jobs/cancel.js";
 import type { JobBatcher } from "../jobs/job-batcher.js";
-import { queuePositions } from "../jobs/queue-position.js";
+import { queuePosition, queuePositions } from "../jobs/queue-position.js";
 import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
 import { jsonBody, jsonBodyBytes } from "../json-body.js";
@@ -73,11 +73,12 @@ export function jobsRoutes(deps: JobsDeps): Router {
   };
 
   router.post("/jobs", json, async (req, res) => {
-    const { status, job } = await submitJob(deps, req.body, req.get("Idempotency-Key"), jsonBodyBytes(req));
+    const { status, job, position } = await submitJob(deps, req.body, req.get("Idempotency-Key"), jsonBodyBytes(req));
     res.location(`/jobs/${job.id}`);
     if (status === 200) return sendJob(res, 200, job);
     res.setHeader("X-Foreman-Job-Id", job.id);
-    res.status(202).json(createdView(store, job));
+    if (position !== undefined) res.setHeader("X-Foreman-Queue-Position", String(position));
+    res.status(202).json(createdView(store, job, position));
   });
 
   router.get("/jobs", (req, res) => {
@@ -95,7 +96,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
     const before = cursor === undefined ? undefined : decodeCursor(cursor);
     const jobs = store.jobs.list({ state, model, before, limit: limit + 1 });
     const page = jobs.slice(0, limit);
-    const positions = page.some((j) => j.state === "queued") ? queuePositions(store, config.starvationMs) : new Map();
+    const positions = queuePositions(store, config.starvationMs, page);
     res.json({
       jobs: page.map((j) => view(j, positions.get(j.id))),
       next_cursor: jobs.length > limit ? encodeCursor(page.at(-1)!.id) : null,
@@ -199,15 +200,18 @@ export function fullView(store: Store, job: JobRecord, position?: number) {
 
 /** The full view, with the queue position computed when the job is queued. */
 export function jobViewWithPosition(store: Store, starvationMs: number, job: JobRecord) {
-  return fullView(store, job, job.state === "queued" ? queuePositions(store, starvationMs).get(job.id) : undefined);
+  return fullView(store, job, queuePosition(store, starvationMs, job));
 }
 
 /**
- * The 202's body. No relay file or queue position yet: the worker creates the relay when the job starts,
- * and a position costs a read of the whole queue, paid on GET by whoever asks for it.
+ * The 202's body: the job as committed, with its place in the queue (counted once for its whole commit
+ * batch). No relay file yet: the worker creates it when the job starts.
  */
-export function createdView(store: Store, job: JobRecord) {
-  return toJobView(job, { deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [] });
+export function createdView(store: Store, job: JobRecord, position?: number) {
+  return toJobView(job, {
+    deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [],
+    ...(position !== undefined ? { position } : {}),
+  });
 }
 
 function stringParam(value: unknown, name: string): string | undefined {

@@ -154,8 +154,8 @@ export function createJobsStore(db: Db) {
     { id: number; job_id: string; from_state: JobState | null; to_state: JobState; reason: string | null; at: number }
   >("SELECT id, job_id, from_state, to_state, reason, at FROM job_transitions WHERE id > ? ORDER BY id LIMIT ?");
   const lastTransition = db.prepare<[], { id: number }>("SELECT COALESCE(MAX(id), 0) AS id FROM job_transitions");
-  const queued = db.prepare<[], { id: string; model: string; createdAt: number }>(
-    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id",
+  const anyQueued = db.prepare<[], { queued: number }>(
+    "SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'queued') AS queued",
   );
   // One statement per filter combination, so each uses its index: (state, id), (model, id) or the key.
   const BEFORE = "COALESCE(@before, '~')";
@@ -225,9 +225,9 @@ export function createJobsStore(db: Db) {
           : pages.all;
       return statement.all(params).map(jobFromRow);
     },
-    /** Every queued job in queue order, for positions under the drain-by-model policy. */
-    queuedRefs() {
-      return queued.all();
+    /** Whether any job waits in the queue: one index seek, whatever the queue's size. */
+    hasQueuedJobs(): boolean {
+      return anyQueued.get()!.queued === 1;
     },
     queueDepthByModel() {
       return queuedByModel.all();

@@ -229,4 +229,15 @@ export const MIGRATIONS: readonly Migration[] = [
       UPDATE target_status SET down_since = last_checked_at WHERE reachable = 0;
     `,
   },
+  {
+    version: 8,
+    name: "queue-order-in-state-index",
+    sql: `
+      -- Queue positions are counted, not read (store/queue-position.ts): walking the queue in id order they
+      -- need each job's model and age, so the index that already holds the queue in that order carries them
+      -- and no table row is read. Widening it costs no extra index write per job, as a new index would.
+      DROP INDEX jobs_by_state;
+      CREATE INDEX jobs_by_state ON jobs (state, id, model, created_at);
+    `,
+  },
 ];

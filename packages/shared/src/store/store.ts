@@ -6,6 +6,7 @@ import { createJobsStore } from "./jobs.js";
 import { createMetricsStore } from "./metrics.js";
 import { migrate } from "./migrate.js";
 import { createOutboxStore } from "./outbox.js";
+import { createQueuePositionStore } from "./queue-position.js";
 import { createQueueTotalsStore } from "./queue-totals.js";
 import { createRetentionStore } from "./retention.js";
 import { createSystemEventsStore } from "./system-events.js";
@@ -50,6 +51,7 @@ export function openStore(options: StoreOptions) {
     jobs: createJobsStore(db),
     transitions,
     claims: createClaimStore(db, transitions, lease),
+    queuePositions: createQueuePositionStore(db),
     outbox: createOutboxStore(db, { now, metrics }),
     artifacts,
     target: createTargetStore(db),

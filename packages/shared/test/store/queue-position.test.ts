@@ -1,0 +1,148 @@
+import fs from "node:fs";
+import path from "node:path";
+import { expect } from "chai";
+import { drainOrder, type QueuedJobRef } from "../../src/drain-policy.js";
+import { openStore, type Store } from "../../src/store/store.js";
+import { fakeClock, tempDbPath } from "./helpers.js";
+
+const lease = { workerId: "w1", pid: process.pid, hostname: "test-host" };
+
+describe("store/queue-position", () => {
+  let store: Store;
+  const clock = fakeClock();
+  beforeEach(() => {
+    store = openStore({ dbPath: tempDbPath(), now: clock.now });
+    store.workerLease.tryAcquire(lease);
+  });
+  afterEach(() => {
+    store.close();
+    fs.rmSync(path.dirname(store.db.name), { recursive: true, force: true });
+  });
+
+  const enqueue = (model: string) =>
+    store.transitions.createJob({ kind: "chat", api: "ollama", mode: "async", model, request: { model } });
+  /** What the pure policy is fed: the queued jobs in queue order, read straight from the table. */
+  const queuedRefs = () =>
+    store.db
+      .prepare("SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id")
+      .all() as QueuedJobRef[];
+
+  it("worked example: starved prefix, then the current model's group, then groups by their oldest job", () => {
+    const at = (age: number, model: string) => {
+      clock.advance(0);
+      const job = enqueue(model);
+      store.db.prepare("UPDATE jobs SET created_at = ? WHERE id = ?").run(clock.now() - age, job.id);
+      return job.id;
+    };
+    // Ages at "now", starvation bound 60 s; ids are in creation order.
+    const a1 = at(90_000, "a"); // starved
+    const b1 = at(70_000, "b"); // starved: the last one, so b is current after the prefix
+    const c1 = at(30_000, "c");
+    const a2 = at(20_000, "a");
+    const b2 = at(10_000, "b");
+    const c2 = at(5_000, "c");
+    const positions = store.queuePositions.positions(
+      [a1, b1, c1, a2, b2, c2].map((id) => store.jobs.get(id)!),
+      { resident: "a:latest", now: clock.now(), starvationMs: 60_000 },
+    );
+    expect(Object.fromEntries(positions)).to.deep.equal({ [a1]: 1, [b1]: 2, [b2]: 3, [c1]: 4, [c2]: 5, [a2]: 6 });
+  });
+
+  it("leaves out jobs that are not queued, and counts none of them ahead", () => {
+    const first = enqueue("a");
+    const second = enqueue("a");
+    const third = enqueue("b");
+    store.claims.claimNext({ workerId: "w1", resident: null, starvationMs: 1000, now: clock.now() });
+    store.transitions.transition(third.id, "canceled", { reason: "test" });
+    const positions = store.queuePositions.positions([first, second, third], {
+      resident: null,
+      now: clock.now(),
+      starvationMs: 1000,
+    });
+    expect(Object.fromEntries(positions)).to.deep.equal({ [second.id]: 1 });
+    expect(store.queuePositions.positionOf(first, { resident: null, now: clock.now(), starvationMs: 1000 })).to.equal(
+      undefined,
+    );
+  });
+
+  it("equals the positions drainOrder gives, on random queues, one job at a time and a page at once", () => {
+    const models = ["a", "b", "c", "d"];
+    let seed = 11;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+    for (let round = 0; round < 150; round++) {
+      store.db.exec("DELETE FROM jobs");
+      const size = Math.floor(rand() * 16);
+      for (let i = 0; i < size; i++) {
+        // Now and then the clock steps back (an NTP correction, or two gateways' clocks): the id still
+        // keeps queue order, but created_at is no longer monotone in it, so the starved prefix can end
+        // before a job that has waited long enough.
+        clock.advance(rand() < 0.15 ? -Math.floor(rand() * 300) : Math.floor(rand() * 100));
+        enqueue(pick(models));
+      }
+      // Some jobs leave the queue: one claimed, some canceled.
+      if (rand() < 0.5) store.claims.claimNext({ workerId: "w1", resident: null, starvationMs: 0, now: clock.now() });
+      for (const ref of queuedRefs()) {
+        if (rand() < 0.1) store.transitions.transition(ref.id, "canceled", { reason: "test" });
+      }
+      clock.advance(Math.floor(rand() * 200));
+      const context = {
+        resident: rand() < 0.25 ? null : `${pick([...models, "e"])}:latest`,
+        now: clock.now(),
+        starvationMs: Math.floor(rand() * 1500),
+      };
+      const refs = queuedRefs();
+      const expected = new Map(
+        drainOrder(refs, context.resident, context.now, context.starvationMs).map((j, i) => [j.id, i + 1]),
+      );
+      const all = store.queuePositions.positions(refs, context);
+      expect(Object.fromEntries(all), `round ${round}: whole queue`).to.deep.equal(Object.fromEntries(expected));
+      for (const ref of refs) {
+        expect(store.queuePositions.positionOf(ref, context), `round ${round}: ${ref.id}`).to.equal(
+          expected.get(ref.id),
+        );
+      }
+      const page = refs.filter(() => rand() < 0.4);
+      const pagePositions = store.queuePositions.positions(page, context);
+      expect(Object.fromEntries(pagePositions), `round ${round}: page`).to.deep.equal(
+        Object.fromEntries(page.map((j) => [j.id, expected.get(j.id)])),
+      );
+    }
+  });
+});
+
+describe("store/queue-position: query plans", () => {
+  it("counts and seeks through covering indexes, never reading a table row", () => {
+    const store = openStore({ dbPath: tempDbPath() });
+    const plan = (sql: string) =>
+      (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>)
+        .map((r) => r.detail)
+        .join(" | ");
+    expect(
+      plan("SELECT COUNT(*) FROM jobs INDEXED BY jobs_by_state WHERE state = 'queued' AND id > 'A' AND id <= 'B'"),
+    ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id>\? AND id<\?\)$/);
+    expect(
+      plan(
+        `SELECT COUNT(*) FROM jobs INDEXED BY jobs_queued_by_model
+          WHERE state = 'queued' AND model = 'm' AND id > 'A' AND id <= 'B'`,
+      ),
+    ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_queued_by_model \(model=\? AND id>\? AND id<\?\)$/);
+    expect(
+      plan(
+        `SELECT id FROM jobs INDEXED BY jobs_by_state
+          WHERE state = 'queued' AND id >= 'A' AND id <= 'B' AND created_at > 5 ORDER BY id LIMIT 1`,
+      ),
+    ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id>\? AND id<\?\)$/);
+    expect(
+      plan(
+        `SELECT id, model FROM jobs INDEXED BY jobs_by_state
+          WHERE state = 'queued' AND id > 'A' AND model NOT IN (SELECT value FROM json_each('[]')) ORDER BY id LIMIT 1`,
+      ),
+    ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id>\?\) \| LIST SUBQUERY/);
+    store.close();
+    fs.rmSync(path.dirname(store.db.name), { recursive: true, force: true });
+  });
+});
