@@ -11,8 +11,18 @@ describe("store/worker-lease", () => {
   const b = { workerId: "B", pid: 1002, hostname: "host-1" };
   const remote = { workerId: "C", pid: 1001, hostname: "host-2" };
 
+  const opened: Array<{ db: ReturnType<typeof openDatabase>; dbPath: string }> = [];
+  afterEach(() => {
+    for (const { db, dbPath } of opened.splice(0)) {
+      db.close();
+      fs.rmSync(path.dirname(dbPath), { recursive: true, force: true });
+    }
+  });
+
   function setup(alive: Set<number> = new Set([1001, 1002])) {
-    const db = openDatabase({ path: tempDbPath() });
+    const dbPath = tempDbPath();
+    const db = openDatabase({ path: dbPath });
+    opened.push({ db, dbPath });
     migrate(db);
     const clock = fakeClock();
     const lease = createWorkerLeaseStore(db, { staleMs: 1000, now: clock.now, isAlive: (pid) => alive.has(pid) });
@@ -85,13 +95,15 @@ describe("store/worker-lease", () => {
 
 describe("store/worker-lease: what the heartbeat reports", () => {
   it("records the current job and the resident model with each beat", () => {
-    const db = openDatabase({ path: tempDbPath() });
+    const dbPath = tempDbPath();
+    const db = openDatabase({ path: dbPath });
     migrate(db);
     const lease = createWorkerLeaseStore(db, { staleMs: 1000 });
     lease.tryAcquire({ workerId: "A", pid: 1, hostname: "h" });
     expect(lease.heartbeat("A", "job-9", "qwen3:8b")).to.equal(true);
     expect(lease.holder()).to.include({ currentJobId: "job-9", residentModel: "qwen3:8b" });
     db.close();
+    fs.rmSync(path.dirname(dbPath), { recursive: true, force: true });
   });
 });
 
