@@ -97,12 +97,15 @@ export function harness() {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  function world(options: { workerId?: string; now?: () => number; inlineResultMaxBytes?: number } = {}): World {
+  function world(
+    options: { workerId?: string; now?: () => number; inlineResultMaxBytes?: number; workerStaleMs?: number } = {},
+  ): World {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-worker-"));
     const listeners = new Set<(job: JobRecord, from: JobState | null) => void>();
     const store = openStore({
       dbPath: path.join(dataDir, "foreman.db"),
       ...(options.now ? { now: options.now } : {}),
+      ...(options.workerStaleMs !== undefined ? { workerStaleMs: options.workerStaleMs } : {}),
       onTransition: (job, from) => {
         for (const listener of listeners) listener(job, from);
       },

@@ -54,7 +54,10 @@ describe("leadership", () => {
     return { calls, onActive: () => calls.active++, onLost: () => calls.lost++ };
   }
 
-  describe("two worker processes on one database", () => {
+  describe("two worker processes on one database", function () {
+    // Starting a TypeScript process takes seconds, and many times that on a loaded machine: a wide bound
+    // for the failure case only, the tests themselves wait on the processes' log lines.
+    this.timeout(120_000);
     let other: ReturnType<typeof startWorkerProcess> | undefined;
     afterEach(async () => {
       if (other) {
@@ -65,7 +68,8 @@ describe("leadership", () => {
     });
 
     it("the second stays a standby, saying so, until the first stops; then it takes over", async () => {
-      const world = h.world();
+      // A starved process must not look stale to the other: staleness is not what this test is about.
+      const world = h.world({ workerStaleMs: 600_000 });
       const dbPath = path.join(world.dataDir, "foreman.db");
       world.store.workerLease.release(world.workerId);
       const { calls, onActive, onLost } = counted();
