@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { relayTranscriptRecord, writeArtifact } from "./artifact-files.js";
 import type { Logger } from "./logger.js";
 import { appendRelayEnd, type RelayEnd, type RelayWriter, relayPath } from "./relay.js";
-import type { ArtifactsStore } from "./store/artifacts.js";
+import type { ArtifactRecord, ArtifactsStore } from "./store/artifacts.js";
 import type { JobRecord } from "./store/jobs.js";
 import type { CancelOutcome, TransitionsStore, WorkerTransitions } from "./store/transitions.js";
 
@@ -107,21 +107,22 @@ export function createJobOutcomes(deps: JobOutcomeDeps) {
   }
 
   /**
-   * Stores the result and the relay transcript as artifacts (before the terminal transition, so its webhook
-   * can point at them) and says whether the result is small enough to inline.
+   * Writes the result's file and says which artifacts the job has (the result, and the relay-backed
+   * transcript) and whether the result is small enough to inline. The records are indexed by the terminal
+   * transition itself, so its webhook can point at them and a worker that lost the lease indexes nothing.
    */
-  function storeArtifacts(job: JobRecord, result: unknown): boolean {
+  function artifactsFor(job: JobRecord, result: unknown): { records: ArtifactRecord[]; inline: boolean } {
     const resultJson = JSON.stringify(result);
     try {
-      deps.artifacts.record(writeArtifact(deps.dataDir, job.id, "result.json", "application/json", resultJson));
+      const records = [writeArtifact(deps.dataDir, job.id, "result.json", "application/json", resultJson)];
       const transcript = relayTranscriptRecord(deps.dataDir, job.id);
-      if (transcript) deps.artifacts.record(transcript);
+      if (transcript) records.push(transcript);
+      return { records, inline: Buffer.byteLength(resultJson) <= deps.inlineResultMaxBytes };
     } catch (err) {
       // The job itself succeeded; losing its files (disk full) must not fail it. The result stays inline.
       logger.error("could not store artifacts", { job_id: job.id, error: (err as Error).message });
-      return true;
+      return { records: [], inline: true };
     }
-    return Buffer.byteLength(resultJson) <= deps.inlineResultMaxBytes;
   }
 
   const outcomes = {
@@ -137,8 +138,14 @@ export function createJobOutcomes(deps: JobOutcomeDeps) {
       relay: RelayWriter | null,
       answer: { result: unknown; metrics: Record<string, number> | null },
     ) {
-      const inline = storeArtifacts(job, answer.result);
-      transitions.transition(job.id, "done", { result: inline ? answer.result : null, metrics: answer.metrics });
+      // A worker that lost the lease writes no file into a job that is another worker's now.
+      transitions.assertLease(job.id);
+      const { records, inline } = artifactsFor(job, answer.result);
+      transitions.transition(job.id, "done", {
+        result: inline ? answer.result : null,
+        metrics: answer.metrics,
+        artifacts: records,
+      });
       endRelay(job.id, relay, { state: "done" });
       return "done" as const;
     },

@@ -1,7 +1,19 @@
 import fs from "node:fs";
+import path from "node:path";
 import { expect } from "chai";
 import { makeTempDir } from "../../../test/temp-dirs.js";
-import { ensureRelay, followJobRelay, type RelayLine, RelayWriter } from "../src/relay.js";
+import {
+  ensureRelay,
+  followJobRelay,
+  frameRelayData,
+  frameRelayEnd,
+  type RelayLine,
+  RelayWriter,
+  relayFraming,
+  relayPath,
+  relayTranscript,
+} from "../src/relay.js";
+import { openStore } from "../src/store/store.js";
 
 const tempDir = () => makeTempDir("foreman-relay-");
 
@@ -82,5 +94,129 @@ describe("relay: a requeued job's replay", () => {
     expect(lines.filter((l) => l.kind === "data")).to.deep.equal([{ kind: "data", line: '{"n":"attempt 2"}' }]);
     const everything = await collect(followJobRelay(dir, "job5", { pollMs: 10_000 }));
     expect(everything.filter((l) => l.kind === "data")).to.have.length(2);
+  });
+});
+
+describe("relay: framing for a caller", () => {
+  it("is decided from the content type the target answered with", () => {
+    expect(relayFraming("application/x-ndjson")).to.equal("ndjson");
+    expect(relayFraming("application/x-ndjson; charset=utf-8")).to.equal("ndjson");
+    expect(relayFraming("text/event-stream")).to.equal("sse");
+    expect(relayFraming("text/event-stream; charset=utf-8")).to.equal("sse");
+    expect(relayFraming("application/json; charset=utf-8")).to.equal("whole");
+    expect(relayFraming("text/plain")).to.equal("whole");
+  });
+
+  it("frames a data line as an NDJSON line, an SSE event, or the body as it is", () => {
+    const line = '{"response":"hi","done":false}';
+    expect(frameRelayData("ndjson", line)).to.equal(`${line}\n`);
+    expect(frameRelayData("sse", line)).to.equal(`data: ${line}\n\n`);
+    expect(frameRelayData("whole", line)).to.equal(line);
+  });
+
+  it("closes a successful stream: SSE with [DONE], the others with nothing more", () => {
+    expect(frameRelayEnd("sse", { state: "done" })).to.equal("data: [DONE]\n\n");
+    expect(frameRelayEnd("ndjson", { state: "done" })).to.equal("");
+    expect(frameRelayEnd("whole", { state: "done" })).to.equal("");
+  });
+
+  it("closes a failed stream with an error in the stream's own shape", () => {
+    const failed = { state: "failed" as const, status: 502, error: "target lost" };
+    expect(frameRelayEnd("ndjson", failed)).to.equal('{"error":"target lost"}\n');
+    expect(frameRelayEnd("sse", failed)).to.equal('data: {"error":{"message":"target lost","type":"api_error"}}\n\n');
+    // A whole answer is written in one piece when complete, so a failed one sent no body (at most an early
+    // answer's whitespace): the error object is the body.
+    expect(frameRelayEnd("whole", failed)).to.equal('{"error":"target lost"}\n');
+    expect(frameRelayEnd("ndjson", { state: "canceled" }), "no error text: the state says it").to.equal(
+      '{"error":"job canceled"}\n',
+    );
+  });
+});
+
+describe("relay: the transcript", () => {
+  it("holds the data lines of the last attempt only, without control lines", () => {
+    const dir = tempDir();
+    const first = RelayWriter.open(dir, "t1");
+    first.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+    first.data('{"n":"attempt 1"}');
+    first.close();
+    const second = RelayWriter.open(dir, "t1");
+    second.start({ attempt: 2, status: 200, content_type: "application/x-ndjson" });
+    second.data('{"n":"attempt 2, é"}');
+    second.data('{"n":"last","done":true}');
+    second.end({ state: "done" });
+    expect(relayTranscript(dir, "t1")).to.equal('{"n":"attempt 2, é"}\n{"n":"last","done":true}\n');
+  });
+
+  it("is the whole relay for a single attempt, and empty without a relay or data", () => {
+    const dir = tempDir();
+    const writer = RelayWriter.open(dir, "t2");
+    writer.start({ attempt: 1, status: 200, content_type: "application/json" });
+    writer.data('{"whole":true}');
+    writer.end({ state: "done" });
+    expect(relayTranscript(dir, "t2")).to.equal('{"whole":true}\n');
+    expect(relayTranscript(dir, "missing")).to.equal("");
+    const empty = RelayWriter.open(dir, "t3");
+    empty.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+    empty.end({ state: "canceled", status: 499 });
+    expect(relayTranscript(dir, "t3")).to.equal("");
+  });
+});
+
+describe("relay: following a job with the store's word on its end", () => {
+  it("ends the follow of a job that ended without a relay file (canceled while queued, file lost)", async () => {
+    const dir = tempDir();
+    const store = openStore({ dbPath: path.join(dir, "foreman.db") });
+    try {
+      const job = store.transitions.createJob({ kind: "chat", api: "ollama", mode: "sync", model: "m", request: {} });
+      store.transitions.transition(job.id, "loading", { incrementAttempts: true });
+      store.transitions.transition(job.id, "failed", { error: "worker error: disk full", errorStatus: 500 });
+      const lines = await collect(followJobRelay(dir, job.id, { pollMs: 20, jobs: store.jobs }));
+      expect(lines).to.deep.equal([
+        { kind: "end", end: { state: "failed", status: 500, error: "worker error: disk full" } },
+      ]);
+      expect(fs.existsSync(relayPath(dir, job.id)), "made so the follow could watch it").to.equal(true);
+    } finally {
+      store.close();
+    }
+  });
+
+  it("does not end the follow while the store says the job is still running", async () => {
+    const dir = tempDir();
+    const store = openStore({ dbPath: path.join(dir, "foreman.db") });
+    try {
+      const job = store.transitions.createJob({ kind: "chat", api: "ollama", mode: "sync", model: "m", request: {} });
+      store.transitions.transition(job.id, "loading", { incrementAttempts: true });
+      const writer = RelayWriter.open(dir, job.id);
+      writer.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+      // The store is consulted on each fallback poll; after three polls that found the job running, the
+      // writer goes on, and the follow must still be there to read it.
+      let consulted = 0;
+      let polledThrice!: () => void;
+      const thrice = new Promise<void>((resolve) => {
+        polledThrice = resolve;
+      });
+      const jobs = {
+        ending(id: string) {
+          if (++consulted === 3) polledThrice();
+          return store.jobs.ending(id);
+        },
+      };
+      const follower = followJobRelay(dir, job.id, { pollMs: 5, jobs });
+      expect((await follower.next()).value).to.deep.equal([
+        { kind: "start", start: { attempt: 1, status: 200, content_type: "application/x-ndjson" } },
+      ]);
+      const next = follower.next();
+      await thrice;
+      writer.data('{"done":true}');
+      writer.end({ state: "done" });
+      expect((await next).value).to.deep.equal([
+        { kind: "data", line: '{"done":true}' },
+        { kind: "end", end: { state: "done" } },
+      ]);
+      expect((await follower.next()).done, "the follow ends after the #end line").to.equal(true);
+    } finally {
+      store.close();
+    }
   });
 });

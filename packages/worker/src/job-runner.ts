@@ -78,6 +78,8 @@ export function createJobRunner(deps: JobRunnerDeps) {
     }
 
     residency.answered(job.model);
+    // Released first: if the relay cannot even be opened, the target's answer must not go on unread.
+    run.release = () => res.destroy();
     const relay = RelayWriter.open(deps.dataDir, job.id);
     run.release = () => {
       res.destroy();

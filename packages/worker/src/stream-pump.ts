@@ -74,8 +74,8 @@ export function pumpToRelay(
       try {
         if (framing === "whole") {
           const body = pending.trimEnd();
-          relay.data(body);
           collector.addWhole(body);
+          relay.data(body);
         } else if (pending.length > 0) {
           line(pending);
         }

@@ -2,7 +2,7 @@ import { monotonicFactory } from "ulid";
 import { assertTransition, eventForState, isTerminal, type JobState } from "../job-states.js";
 import { toJobView } from "../job-view.js";
 import { normalizeModelName } from "../model-name.js";
-import { type ArtifactsStore, createArtifactsStore } from "./artifacts.js";
+import { type ArtifactRecord, type ArtifactsStore, createArtifactsStore } from "./artifacts.js";
 import type { Db } from "./database.js";
 import {
   type JobApi,
@@ -39,6 +39,11 @@ export interface TransitionPatch {
   incrementAttempts?: boolean;
   /** Give the attempt back: the target was unreachable before it answered, so nothing was tried. */
   refundAttempt?: boolean;
+  /**
+   * Artifacts to index with the move, in its transaction (before its event is written, so a terminal
+   * event names them): a worker that lost the lease indexes nothing for a job that is no longer its own.
+   */
+  artifacts?: ArtifactRecord[];
   reason?: string;
 }
 
@@ -226,6 +231,7 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
       // Inside one IMMEDIATE transaction nobody else can have moved it, but stay defensive.
       if (res.changes !== 1) throw new Error(`job ${id} changed state concurrently`);
       const job = jobFromRow(selectJob.get(id)!);
+      for (const record of patch.artifacts ?? []) artifacts.record(record);
       insertHistory.run(id, row.state, to, job.attempts, patch.reason ?? null, at);
       recordMove(row, to, at, patch);
       enqueueWebhook(job, at);
@@ -304,6 +310,7 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
     forWorker(workerId: string): WorkerTransitions {
       return {
         workerId,
+        assertLease: (jobId) => lease.assertHeld(workerId, jobId),
         transition: (id, to, patch = {}) => commit(workerId, id, to, patch),
         requeue: (id, patch = {}) => commitRequeue(workerId, id, patch),
       };
@@ -332,6 +339,8 @@ export type TransitionsStore = ReturnType<typeof createTransitionsStore>;
 /** A worker's handle on job moves: every one is checked against the worker lease. */
 export interface WorkerTransitions {
   readonly workerId: string;
+  /** Throws LeaseLostError unless this worker still holds the lease (before work that writes files). */
+  assertLease(jobId: string): void;
   transition(id: string, to: JobState, patch?: TransitionPatch): JobRecord;
   requeue(id: string, patch?: TransitionPatch): JobRecord;
 }

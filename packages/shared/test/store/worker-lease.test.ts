@@ -1,7 +1,9 @@
+import fs from "node:fs";
+import path from "node:path";
 import { expect } from "chai";
 import { openDatabase } from "../../src/store/database.js";
 import { migrate } from "../../src/store/migrate.js";
-import { createWorkerLeaseStore } from "../../src/store/worker-lease.js";
+import { createLeaseCheck, createWorkerLeaseStore, LeaseLostError } from "../../src/store/worker-lease.js";
 import { fakeClock, tempDbPath } from "./helpers.js";
 
 describe("store/worker-lease", () => {
@@ -9,8 +11,18 @@ describe("store/worker-lease", () => {
   const b = { workerId: "B", pid: 1002, hostname: "host-1" };
   const remote = { workerId: "C", pid: 1001, hostname: "host-2" };
 
+  const opened: Array<{ db: ReturnType<typeof openDatabase>; dbPath: string }> = [];
+  afterEach(() => {
+    for (const { db, dbPath } of opened.splice(0)) {
+      db.close();
+      fs.rmSync(path.dirname(dbPath), { recursive: true, force: true });
+    }
+  });
+
   function setup(alive: Set<number> = new Set([1001, 1002])) {
-    const db = openDatabase({ path: tempDbPath() });
+    const dbPath = tempDbPath();
+    const db = openDatabase({ path: dbPath });
+    opened.push({ db, dbPath });
     migrate(db);
     const clock = fakeClock();
     const lease = createWorkerLeaseStore(db, { staleMs: 1000, now: clock.now, isAlive: (pid) => alive.has(pid) });
@@ -83,12 +95,42 @@ describe("store/worker-lease", () => {
 
 describe("store/worker-lease: what the heartbeat reports", () => {
   it("records the current job and the resident model with each beat", () => {
-    const db = openDatabase({ path: tempDbPath() });
+    const dbPath = tempDbPath();
+    const db = openDatabase({ path: dbPath });
     migrate(db);
     const lease = createWorkerLeaseStore(db, { staleMs: 1000 });
     lease.tryAcquire({ workerId: "A", pid: 1, hostname: "h" });
     expect(lease.heartbeat("A", "job-9", "qwen3:8b")).to.equal(true);
     expect(lease.holder()).to.include({ currentJobId: "job-9", residentModel: "qwen3:8b" });
     db.close();
+    fs.rmSync(path.dirname(dbPath), { recursive: true, force: true });
+  });
+});
+
+describe("store/worker-lease: the one lease check", () => {
+  it("holds only for the current holder; assertHeld throws LeaseLostError naming the worker and the job", () => {
+    const dbPath = tempDbPath();
+    const db = openDatabase({ path: dbPath });
+    migrate(db);
+    const lease = createWorkerLeaseStore(db, { staleMs: 1000 });
+    const check = createLeaseCheck(db);
+    expect(check.holds("A"), "nobody holds it").to.equal(false);
+    lease.tryAcquire({ workerId: "A", pid: 1, hostname: "h" });
+    expect(check.holds("A")).to.equal(true);
+    expect(check.holds("B")).to.equal(false);
+    expect(() => check.assertHeld("A", "job-1")).to.not.throw();
+    let thrown: unknown;
+    try {
+      check.assertHeld("B", "job-1");
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).to.be.instanceOf(LeaseLostError);
+    expect(thrown).to.include({ workerId: "B", jobId: "job-1" });
+    expect((thrown as Error).message).to.match(/job job-1 left as it is/);
+    lease.release("A");
+    expect(() => check.assertHeld("A", null)).to.throw(LeaseLostError, /nothing claimed/);
+    db.close();
+    fs.rmSync(path.dirname(dbPath), { recursive: true, force: true });
   });
 });

@@ -1,0 +1,328 @@
+import fs from "node:fs";
+import path from "node:path";
+import { type JobMode, type NewJob, relayTranscript } from "@foreman/shared";
+import { expect } from "chai";
+import type { SimulatorOptions } from "../../ollama-sim/src/index.js";
+import { createJobRunner } from "../src/job-runner.js";
+import { createModelResidency } from "../src/model-residency.js";
+import { CHAT_REQUEST, harness, nextEvent, type World, within } from "./harness.js";
+
+/** A chat that takes minutes at the simulator's pace: it is still streaming whatever the test does to it. */
+const LONG_CHAT = { ...CHAT_REQUEST, options: { num_predict: 100_000 } };
+
+describe("job-runner", () => {
+  const h = harness();
+
+  /** A runner wired as the worker wires it: real store, relay directory and target client. */
+  function wire(world: World, targetUrl: string) {
+    const client = h.client(targetUrl);
+    const residency = createModelResidency({ client, logger: world.log.logger, embedModel: "nomic-embed-text" });
+    const runner = createJobRunner({
+      client,
+      jobs: world.store.jobs,
+      outcomes: world.outcomes,
+      residency,
+      logger: world.log.logger,
+      dataDir: world.dataDir,
+    });
+    return { client, residency, runner };
+  }
+
+  /** The runner against the simulator, and a way to queue and claim a job as the queue runner would. */
+  async function setup(simOptions: SimulatorOptions = {}) {
+    const sim = await h.sim(simOptions);
+    const world = h.world();
+    const claimed = (overrides: Partial<NewJob> = {}) => {
+      world.createJob(overrides);
+      return world.claim();
+    };
+    return { sim, world, claimed, ...wire(world, sim.url) };
+  }
+
+  describe("a target that answers", () => {
+    it("streams a chat to done: #start, the target's chunks as they came, #end; result, metrics and artifacts stored", async () => {
+      const { world, runner, residency, claimed } = await setup();
+      const job = claimed();
+      const running = runner.run(job);
+      expect(runner.currentJobId()).to.equal(job.id);
+      runner.checkCancel(); // nobody asked: nothing happens
+      expect(await running).to.equal("done");
+      expect(runner.currentJobId()).to.equal(null);
+
+      const lines = world.relayLines(job.id);
+      expect(lines[0]).to.equal('#start {"attempt":1,"status":200,"content_type":"application/x-ndjson"}');
+      expect(lines.at(-1)).to.equal('#end {"state":"done"}');
+      const chunks = lines.slice(1, -1).map((l) => JSON.parse(l) as { message: { content: string }; done: boolean });
+      expect(chunks.length).to.be.greaterThan(1);
+      expect(chunks.map((c) => c.done)).to.deep.equal([...chunks.slice(1).map(() => false), true]);
+
+      const after = world.store.jobs.get(job.id)!;
+      expect(after.state).to.equal("done");
+      const result = after.result as { message: { content: string }; done: boolean };
+      expect(result.done).to.equal(true);
+      expect(result.message.content).to.equal(chunks.map((c) => c.message.content).join(""));
+      expect(after.metrics).to.include({ eval_count: 3 });
+      expect(world.store.artifacts.forJob(job.id).map((a) => a.name)).to.deep.equal([
+        "result.json",
+        "transcript.ndjson",
+      ]);
+      expect(relayTranscript(world.dataDir, job.id)).to.equal(
+        lines
+          .slice(1, -1)
+          .map((l) => `${l}\n`)
+          .join(""),
+      );
+      expect(residency.resident(), "the target holds the job's model now").to.equal("llama3.2:latest");
+    });
+
+    it("relays a stream:false answer as one body, and an OpenAI stream as its SSE payloads", async () => {
+      const { world, runner, claimed } = await setup();
+      const whole = claimed({ kind: "generate", request: { model: "llama3.2", prompt: "hi", stream: false } });
+      expect(await runner.run(whole)).to.equal("done");
+      const wholeLines = world.relayLines(whole.id);
+      expect(wholeLines).to.have.length(3);
+      expect(JSON.parse(wholeLines[0]!.slice(7))).to.include({ content_type: "application/json; charset=utf-8" });
+      expect(JSON.parse(wholeLines[1]!)).to.deep.equal(world.store.jobs.get(whole.id)!.result);
+
+      const sse = claimed({
+        api: "openai",
+        request: { model: "llama3.2", messages: [{ role: "user", content: "hi" }], stream: true, max_tokens: 3 },
+      });
+      expect(await runner.run(sse)).to.equal("done");
+      const sseLines = world.relayLines(sse.id);
+      expect(JSON.parse(sseLines[0]!.slice(7))).to.include({ content_type: "text/event-stream" });
+      const payloads = sseLines.slice(1, -1);
+      expect(payloads.every((l) => l.startsWith("{") && JSON.parse(l).object === "chat.completion.chunk")).to.equal(
+        true,
+      );
+      expect(sseLines.at(-1)).to.equal('#end {"state":"done"}');
+      expect(world.store.jobs.get(sse.id)!.result).to.include({ finish_reason: "length" });
+    });
+  });
+
+  describe("a target that does not answer", () => {
+    it("unreachable: the job goes back to the queue with its attempt refunded, and the run says 'unreachable'", async () => {
+      const { sim, world, runner, claimed } = await setup();
+      await sim.faults.refuseConnections(600_000);
+      const job = claimed();
+      expect(job.attempts).to.equal(1);
+      expect(await runner.run(job)).to.equal("unreachable");
+      expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 0 });
+      expect(world.store.transitions.history(job.id).at(-1)!.reason).to.match(/^target unreachable: ECONNREFUSED/);
+      expect(world.relayLines(job.id), "nothing for a caller: it keeps waiting").to.deep.equal([]);
+    });
+
+    it("unreachable with a cancel pending: canceled, and the relay tells its followers", async () => {
+      const { sim, world, runner, claimed } = await setup();
+      await sim.faults.refuseConnections(600_000);
+      const job = claimed({ mode: "sync" });
+      world.store.transitions.requestCancel(job.id);
+      expect(await runner.run(job)).to.equal("canceled");
+      expect(world.store.jobs.get(job.id)!.state).to.equal("canceled");
+      expect(world.relayEnds(job.id)).to.deep.equal([{ state: "canceled", status: 499, error: "job canceled" }]);
+    });
+
+    it("a 404: failed with the target's status, and its body byte for byte on the relay's end", async () => {
+      const { world, runner, claimed } = await setup();
+      const job = claimed({ model: "nosuch", request: { model: "nosuch", messages: [] } });
+      expect(await runner.run(job)).to.equal("failed");
+      expect(world.store.jobs.get(job.id)).to.include({
+        state: "failed",
+        error: "model 'nosuch' not found",
+        errorStatus: 404,
+      });
+      expect(world.relayLines(job.id)).to.have.length(1);
+      expect(world.relayEnds(job.id)).to.deep.equal([
+        {
+          state: "failed",
+          status: 404,
+          error: "model 'nosuch' not found",
+          body: `{"error":"model 'nosuch' not found"}`,
+          content_type: "application/json; charset=utf-8",
+        },
+      ]);
+    });
+  });
+
+  describe("a stream that breaks off", () => {
+    it("requeues an async job with attempts left, keeping its attempt; the next attempt's transcript is its own", async () => {
+      const { sim, world, runner, residency, claimed } = await setup();
+      sim.faults.dieMidStream({ afterChunks: 2, count: 1, pathPrefix: "/api/chat" });
+      const job = claimed();
+      expect(await runner.run(job)).to.equal("requeued");
+      expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 1 });
+      const cut = world.relayLines(job.id);
+      expect(cut[0]).to.match(/^#start \{"attempt":1,/);
+      expect(world.relayEnds(job.id), "no end: the next attempt continues the relay").to.deep.equal([]);
+      expect(world.store.transitions.history(job.id).at(-1)!.reason).to.match(/^target connection lost mid-generation/);
+      expect(residency.resident(), "what the target holds is unknown after a break").to.equal(null);
+
+      const again = world.claim();
+      expect(again).to.include({ id: job.id, attempts: 2 });
+      expect(await runner.run(again)).to.equal("done");
+      const lines = world.relayLines(job.id);
+      const secondStart = lines.findIndex((l) => l.startsWith('#start {"attempt":2,'));
+      expect(secondStart).to.equal(cut.length);
+      const transcript = relayTranscript(world.dataDir, job.id);
+      expect(transcript).to.equal(
+        lines
+          .slice(secondStart + 1, -1)
+          .map((l) => `${l}\n`)
+          .join(""),
+      );
+    });
+
+    for (const [mode, maxAttempts, error] of [
+      ["sync", 3, /^target connection lost mid-generation: /],
+      ["async", 1, /; attempt limit \(1\) reached$/],
+    ] as Array<[JobMode, number, RegExp]>) {
+      it(`fails ${mode === "sync" ? "a sync job whose caller has bytes" : "an async job on its last attempt"} with 502`, async () => {
+        const { sim, world, runner, claimed } = await setup();
+        sim.faults.dieMidStream({ afterChunks: 1, count: 1, pathPrefix: "/api/chat" });
+        const job = claimed({ mode, maxAttempts });
+        expect(await runner.run(job)).to.equal("failed");
+        const after = world.store.jobs.get(job.id)!;
+        expect(after).to.include({ state: "failed", errorStatus: 502 });
+        expect(after.error).to.match(error);
+        expect(world.relayEnds(job.id)).to.deep.equal([{ state: "failed", status: 502, error: after.error }]);
+      });
+    }
+
+    it("treats a stream that ends cleanly but without its final chunk as broken off", async () => {
+      const world = h.world();
+      const target = await h.loopback((req, res) => {
+        if (req.url === "/api/ps") return res.writeHead(200).end('{"models":[]}');
+        res.writeHead(200, { "content-type": "application/x-ndjson" });
+        res.end('{"message":{"content":"half"},"done":false}\n');
+      });
+      const { runner } = wire(world, target.url);
+      world.createJob({ mode: "sync" });
+      const job = world.claim();
+      expect(await runner.run(job)).to.equal("failed");
+      expect(world.relayEnds(job.id)).to.deep.equal([
+        { state: "failed", status: 502, error: "target ended the stream before its final chunk" },
+      ]);
+    });
+  });
+
+  describe("a caller's cancel", () => {
+    it("checkCancel aborts the target's generation mid-stream and ends the job canceled", async () => {
+      const { sim, world, runner, claimed } = await setup({ tokensPerSecond: 50 });
+      const job = claimed({ mode: "sync", request: LONG_CHAT });
+      const working = world.next(job.id, "working");
+      const running = runner.run(job);
+      await working;
+      expect(world.store.transitions.requestCancel(job.id).outcome).to.equal("requested");
+      const aborted = nextEvent(sim, (e) => e.type === "abort" && e.path === "/api/chat");
+      runner.checkCancel();
+      expect(await running).to.equal("canceled");
+      await within(aborted, 10_000, "the simulator sees the generation aborted");
+      expect(world.store.jobs.get(job.id)!.state).to.equal("canceled");
+      expect(world.relayEnds(job.id)).to.deep.equal([{ state: "canceled", status: 499, error: "job canceled" }]);
+      expect(world.relayLines(job.id).at(-1)).to.match(/^#end /);
+    });
+
+    it("a cancel before the target answered (a hung target) ends the job canceled too", async () => {
+      const { sim, world, runner, claimed } = await setup();
+      const hung = nextEvent(sim, (e) => e.type === "hang");
+      sim.faults.hang({ count: 1, pathPrefix: "/api/chat" });
+      const job = claimed();
+      const running = runner.run(job);
+      await hung;
+      world.store.transitions.requestCancel(job.id);
+      runner.checkCancel();
+      expect(await running).to.equal("canceled");
+      expect(world.store.jobs.get(job.id)!.state).to.equal("canceled");
+      expect(world.relayLines(job.id)).to.deep.equal(['#end {"state":"canceled","status":499,"error":"job canceled"}']);
+    });
+  });
+
+  describe("shutdown", () => {
+    async function midStream(mode: JobMode) {
+      const s = await setup({ tokensPerSecond: 50 });
+      const job = s.claimed({ mode, request: LONG_CHAT });
+      const working = s.world.next(job.id, "working");
+      const running = s.runner.run(job);
+      await working;
+      return { ...s, job, running };
+    }
+
+    it("hands an async job back mid-stream: requeued with its attempt refunded, no end line", async () => {
+      const { world, runner, job, running } = await midStream("async");
+      await runner.abortForShutdown();
+      expect(await running).to.equal("requeued");
+      expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 0 });
+      expect(world.store.transitions.history(job.id).at(-1)!.reason).to.equal("worker shutting down");
+      expect(world.relayEnds(job.id)).to.deep.equal([]);
+      expect(runner.currentJobId()).to.equal(null);
+    });
+
+    it("fails a sync job whose caller has bytes, with a 503 on the relay", async () => {
+      const { world, runner, job, running } = await midStream("sync");
+      await runner.abortForShutdown();
+      expect(await running).to.equal("failed");
+      expect(world.store.jobs.get(job.id)).to.include({ state: "failed", errorStatus: 503 });
+      expect(world.relayEnds(job.id)).to.deep.equal([
+        { state: "failed", status: 503, error: "worker shut down mid-generation" },
+      ]);
+    });
+
+    it("requeues even a sync job whose target had not answered yet: its caller keeps waiting", async () => {
+      const { sim, world, runner, claimed } = await setup();
+      const hung = nextEvent(sim, (e) => e.type === "hang");
+      sim.faults.hang({ count: 1, pathPrefix: "/api/chat" });
+      const job = claimed({ mode: "sync" });
+      const running = runner.run(job);
+      await hung;
+      await runner.abortForShutdown();
+      expect(await running).to.equal("requeued");
+      expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 0 });
+      expect(world.relayLines(job.id)).to.deep.equal([]);
+    });
+
+    it("a cancel requested before the shutdown wins: canceled, not handed back", async () => {
+      const { world, runner, job, running } = await midStream("async");
+      world.store.transitions.requestCancel(job.id);
+      runner.checkCancel();
+      await runner.abortForShutdown();
+      expect(await running).to.equal("canceled");
+      expect(world.store.jobs.get(job.id)!.state).to.equal("canceled");
+    });
+  });
+
+  describe("the unexpected", () => {
+    it("an unexpected error fails the job with 500, releases the target's answer, and the runner goes on", async () => {
+      const { sim, world, runner, claimed } = await setup({ tokensPerSecond: 50 });
+      // The relay folder cannot be made: opening the job's relay throws once the target has answered.
+      const relays = path.join(world.dataDir, "relays");
+      fs.writeFileSync(relays, "a file where the folder should be");
+      const job = claimed({ request: LONG_CHAT });
+      const ended = nextEvent(sim, (e) => e.type === "request-end" && e.path === "/api/chat");
+      expect(await runner.run(job)).to.equal("failed");
+      const after = world.store.jobs.get(job.id)!;
+      expect(after).to.include({ state: "failed", errorStatus: 500 });
+      expect(after.error).to.match(/^worker error: /);
+      expect(await world.log.waitFor("job run failed unexpectedly")).to.include({ job_id: job.id });
+      // The target must not go on generating into an answer nobody reads.
+      expect(await within(ended, 10_000, "the target's answer is released")).to.include({ aborted: true });
+
+      fs.rmSync(relays);
+      const next = claimed();
+      expect(await runner.run(next)).to.equal("done");
+      expect(world.relayLines(next.id).at(-1)).to.equal('#end {"state":"done"}');
+    });
+
+    it("a lease lost mid-job: the job is left to the active worker, nothing is recorded, the answer is released", async () => {
+      const { sim, world, runner, claimed } = await setup();
+      const job = claimed();
+      world.store.db.prepare("UPDATE worker_lease SET worker_id = 'another-worker'").run();
+      const ended = nextEvent(sim, (e) => e.type === "request-end" && e.path === "/api/chat");
+      expect(await runner.run(job)).to.equal("requeued");
+      expect(world.store.jobs.get(job.id)).to.include({ state: "loading", attempts: 1 });
+      expect(world.store.transitions.history(job.id).map((t) => t.to_state)).to.deep.equal(["queued", "loading"]);
+      expect(world.relayLines(job.id)).to.deep.equal([]);
+      expect(await world.log.waitFor(/lost the worker lease mid-job/)).to.include({ job_id: job.id });
+      await within(ended, 10_000, "the target's answer is released");
+    });
+  });
+});

@@ -1,0 +1,196 @@
+import { expect } from "chai";
+import type { SimEvent, Simulator } from "../../ollama-sim/src/index.js";
+import { createModelResidency } from "../src/model-residency.js";
+import { captureLog, harness } from "./harness.js";
+
+describe("model-residency", () => {
+  const h = harness();
+
+  /** A residency over a real target client talking to the simulator, recording its switches and the sim's unloads. */
+  async function setup(embedModel: string | undefined = "nomic-embed-text") {
+    const sim = await h.sim();
+    const client = h.client(sim.url);
+    const log = captureLog();
+    const switches: Array<[string | null, string]> = [];
+    const residency = createModelResidency({
+      client,
+      logger: log.logger,
+      embedModel,
+      onModelSwitch: (from, to) => switches.push([from, to]),
+    });
+    const unloads: string[] = [];
+    sim.on((event: SimEvent) => {
+      if (event.type === "unload") unloads.push(event.model);
+    });
+    return { sim, client, residency, switches, unloads, log };
+  }
+
+  /** Loads models in the simulator as the worker's jobs and the poller's pin would. */
+  async function load(sim: Simulator, model: string, keepAlive?: number) {
+    const embedder = model.includes("embed");
+    const res = await fetch(`${sim.url}/api/${embedder ? "embed" : "generate"}`, {
+      method: "POST",
+      body: JSON.stringify(
+        embedder
+          ? { model, input: [], keep_alive: keepAlive ?? -1 }
+          : { model, prompt: "hi", stream: false, options: { num_predict: 1 } },
+      ),
+    });
+    expect(res.status, `loading ${model}`).to.equal(200);
+    await res.text();
+  }
+  const loaded = (sim: Simulator) => sim.loaded().map((m) => m.name);
+
+  it("knows the model the target answered with, under its normalized name", async () => {
+    const { residency } = await setup();
+    expect(residency.resident()).to.equal(null);
+    residency.answered("llama3.2");
+    expect(residency.resident()).to.equal("llama3.2:latest");
+  });
+
+  it("keeps the model for a job of the same model (tag or no tag): no unload, no switch", async () => {
+    const { sim, residency, switches, unloads } = await setup();
+    await load(sim, "llama3.2");
+    residency.answered("llama3.2:latest");
+    expect(switches, "the first answer is the first load").to.deep.equal([[null, "llama3.2:latest"]]);
+    await residency.prepareFor("llama3.2");
+    residency.answered("llama3.2");
+    expect(switches).to.have.length(1);
+    expect(unloads).to.deep.equal([]);
+    expect(residency.resident()).to.equal("llama3.2:latest");
+  });
+
+  it("unloads the previous worker model before a switch, and never the pinned embedder", async () => {
+    const { sim, residency, switches, unloads, log } = await setup();
+    await load(sim, "nomic-embed-text");
+    await load(sim, "llama3.2");
+    residency.answered("llama3.2");
+    switches.length = 0;
+    await residency.prepareFor("qwen3:8b");
+    expect(unloads).to.deep.equal(["llama3.2:latest"]);
+    expect(loaded(sim)).to.deep.equal(["nomic-embed-text:latest"]);
+    expect(switches, "a load is counted when the target answers, not before").to.deep.equal([]);
+    expect(residency.resident(), "unknown until the target answers a job of the new model").to.equal(null);
+    residency.answered("qwen3:8b");
+    expect(switches).to.deep.equal([["llama3.2:latest", "qwen3:8b"]]);
+    expect(await log.waitFor("model unloaded")).to.include({ model: "llama3.2:latest", next_model: "qwen3:8b" });
+  });
+
+  it("does not count the embedder as the worker model, whatever its tag", async () => {
+    // The operator wrote the embedder without a tag; /api/ps names it with ":latest".
+    const { sim, residency, switches, unloads } = await setup("nomic-embed-text");
+    await load(sim, "nomic-embed-text");
+    await residency.prepareFor("qwen3:8b");
+    residency.answered("qwen3:8b");
+    expect(switches, "nothing was resident but the embedder").to.deep.equal([[null, "qwen3:8b"]]);
+    residency.answered("nomic-embed-text:latest");
+    await residency.prepareFor("llama3.2");
+    expect(unloads).to.deep.equal([]);
+    expect(loaded(sim)).to.deep.equal(["nomic-embed-text:latest"]);
+  });
+
+  it("keeps the resident model when the target lacks the new one (the job fails with the target's 404)", async () => {
+    const { sim, residency, switches, unloads } = await setup();
+    await load(sim, "llama3.2");
+    residency.answered("llama3.2");
+    switches.length = 0;
+    await residency.prepareFor("nosuch:model");
+    expect(unloads).to.deep.equal([]);
+    expect(switches).to.deep.equal([]);
+    expect(residency.resident()).to.equal("llama3.2:latest");
+    expect(loaded(sim)).to.deep.equal(["llama3.2:latest"]);
+  });
+
+  it("asks /api/ps what is resident after forget(), and unloads what it finds there", async () => {
+    const { sim, residency, switches, unloads } = await setup();
+    await load(sim, "nomic-embed-text");
+    await load(sim, "qwen3:8b");
+    residency.answered("llama3.2"); // a belief the target no longer matches (another client loaded qwen3)
+    switches.length = 0;
+    residency.forget();
+    expect(residency.resident()).to.equal(null);
+    sim.resetStats();
+    await residency.prepareFor("llama3.2");
+    expect(sim.stats().requests.byRoute["GET /api/ps"]).to.equal(1);
+    expect(unloads).to.deep.equal(["qwen3:8b"]);
+    residency.answered("llama3.2");
+    expect(switches).to.deep.equal([["qwen3:8b", "llama3.2:latest"]]);
+  });
+
+  it("asks /api/ps once after a start, then trusts what it learned", async () => {
+    const { sim, residency, unloads } = await setup();
+    await load(sim, "gemma3:4b");
+    sim.resetStats();
+    await residency.prepareFor("gemma3:4b");
+    expect(residency.resident(), "discovered, and the same model: kept").to.equal("gemma3:4b");
+    await residency.prepareFor("gemma3:4b");
+    expect(sim.stats().requests.byRoute["GET /api/ps"]).to.equal(1);
+    expect(unloads).to.deep.equal([]);
+  });
+
+  it("switches anyway when the unload fails, and says so in the log", async () => {
+    const log = captureLog();
+    const seen: string[] = [];
+    const target = await h.loopback((req, res, body) => {
+      seen.push(`${req.method} ${req.url} ${body}`);
+      if (req.url === "/api/generate") {
+        res.writeHead(500, { "content-type": "application/json" }).end('{"error":"unload refused"}');
+      } else {
+        res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      }
+    });
+    const switches: Array<[string | null, string]> = [];
+    const residency = createModelResidency({
+      client: h.client(target.url),
+      logger: log.logger,
+      embedModel: undefined,
+      onModelSwitch: (from, to) => switches.push([from, to]),
+    });
+    residency.answered("llama3.2");
+    switches.length = 0;
+    await residency.prepareFor("qwen3:8b");
+    residency.answered("qwen3:8b");
+    expect(seen).to.deep.equal([
+      'POST /api/show {"model":"qwen3:8b"}',
+      'POST /api/generate {"model":"llama3.2:latest","keep_alive":0}',
+    ]);
+    expect(switches).to.deep.equal([["llama3.2:latest", "qwen3:8b"]]);
+    expect(await log.waitFor("model unload failed")).to.include({ model: "llama3.2:latest", error: "unload refused" });
+  });
+
+  it("treats an unreachable target as holding nothing known: no unload, no load counted, the job finds out itself", async () => {
+    const { sim, residency, switches, unloads } = await setup();
+    await sim.faults.refuseConnections(600_000);
+    await residency.prepareFor("llama3.2");
+    expect(residency.resident()).to.equal(null);
+    expect(switches).to.deep.equal([]);
+    expect(unloads).to.deep.equal([]);
+  });
+
+  it("counts a load again when the poller finds the worker model gone (keep-alive expiry), but not from a stale look", async () => {
+    let t = 1_000;
+    const sim = await h.sim();
+    const gone: Array<[string, string]> = [];
+    const switches: Array<[string | null, string]> = [];
+    const residency = createModelResidency({
+      client: h.client(sim.url),
+      logger: captureLog().logger,
+      embedModel: "nomic-embed-text",
+      onModelSwitch: (from, to) => switches.push([from, to]),
+      onModelUnloaded: (model, reason) => gone.push([model, reason]),
+      now: () => t,
+    });
+    residency.answered("llama3.2");
+    switches.length = 0;
+    // An /api/ps asked before that answer may predate the load: it says nothing about it.
+    residency.observeResident([], 999);
+    residency.answered("llama3.2");
+    expect(switches).to.deep.equal([]);
+    t = 2_000;
+    residency.observeResident(["nomic-embed-text:latest"], 1_500);
+    expect(gone).to.deep.equal([["llama3.2:latest", "gone"]]);
+    expect(residency.resident()).to.equal(null);
+    residency.answered("llama3.2");
+    expect(switches, "the target loaded it again").to.deep.equal([[null, "llama3.2:latest"]]);
+  });
+});
