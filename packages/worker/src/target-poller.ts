@@ -1,4 +1,4 @@
-import type { Logger, ResidentModel, Store } from "@foreman/shared";
+import { type Logger, type ResidentModel, type Store, sameModel } from "@foreman/shared";
 import type { TargetClient } from "./target-client.js";
 
 export interface TargetPollerOptions {
@@ -41,7 +41,8 @@ export function createTargetPoller(options: TargetPollerOptions) {
       let ps = await client.ps();
       let pinned = false;
       const embedModel = options.embedModel;
-      if (embedModel && !ps.models.some((m) => m.name === embedModel || m.model === embedModel)) {
+      // /api/ps names models with their tag ("nomic-embed-text:latest") whatever the load request said.
+      if (embedModel && !ps.models.some((m) => sameModel(m.name, embedModel) || sameModel(m.model, embedModel))) {
         await client.loadEmbedder(embedModel, -1);
         pinned = true;
         logger.info("embedder pinned", { model: embedModel, reason: "missing from /api/ps" });
