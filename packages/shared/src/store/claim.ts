@@ -1,4 +1,5 @@
 import { pickNext, type QueuedJobRef } from "../drain-policy.js";
+import { normalizeModelName } from "../model-name.js";
 import type { Db } from "./database.js";
 import type { JobRecord } from "./jobs.js";
 import type { TransitionsStore } from "./transitions.js";
@@ -35,8 +36,10 @@ export function createClaimStore(db: Db, transitions: TransitionsStore) {
     const first = oldest.get();
     if (!first) return null;
     const candidates = [first];
-    if (request.resident !== null && request.resident !== first.model) {
-      const same = oldestForModel.get(request.resident);
+    // Queued models are stored normalized, so the index lookup needs the resident name in the same form.
+    const resident = request.resident === null ? null : normalizeModelName(request.resident);
+    if (resident !== null && resident !== first.model) {
+      const same = oldestForModel.get(resident);
       if (same) candidates.push(same);
     }
     const chosen = pickNext(candidates, request.resident, request.now, request.starvationMs)!;

@@ -35,6 +35,13 @@ describe("store/claim", () => {
     expect(claimed).to.include({ id: job.id, state: "loading", attempts: 1 });
   });
 
+  it("prefers the resident model's job, named with or without its tag", () => {
+    enqueue("b");
+    const forResident = enqueue("a");
+    const claimed = store.claims.claimNext({ workerId: "w1", resident: "a", starvationMs: 1000, now: clock.now() });
+    expect(claimed?.id).to.equal(forResident.id);
+  });
+
   it("agrees with pickNext on random queues (the SQL implements the policy)", () => {
     const models = ["a", "b", "c"];
     let seed = 42;
