@@ -4,6 +4,18 @@ import type { Db } from "./database.js";
 import type { JobRecord } from "./jobs.js";
 import type { TransitionsStore } from "./transitions.js";
 
+/** The oldest queued job. Exported so a test can check its query plan. */
+export const OLDEST_QUEUED_SQL =
+  "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1";
+
+/**
+ * The oldest queued job of one model. Without the hint SQLite picks jobs_by_model and walks every job the
+ * model ever had (measured: the claim slowed down with the number of finished jobs); the partial index holds
+ * only queued jobs. Exported so a test can check its query plan.
+ */
+export const OLDEST_QUEUED_FOR_MODEL_SQL = `SELECT id, model, created_at AS createdAt FROM jobs INDEXED BY jobs_queued_by_model
+      WHERE state = 'queued' AND model = ? ORDER BY id LIMIT 1`;
+
 export interface ClaimRequest {
   workerId: string;
   /** The worker model the target holds now (null when none). */
@@ -22,15 +34,8 @@ export function createClaimStore(db: Db, transitions: TransitionsStore) {
   const holdsLease = db.prepare<[string], { ok: number }>(
     "SELECT 1 AS ok FROM worker_lease WHERE id = 1 AND worker_id = ?",
   );
-  const oldest = db.prepare<[], QueuedJobRef>(
-    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1",
-  );
-  const oldestForModel = db.prepare<[string], QueuedJobRef>(
-    // Without the hint SQLite picks jobs_by_model and walks every job the model ever had (measured: the
-    // claim slowed down with the number of finished jobs); the partial index holds only queued jobs.
-    `SELECT id, model, created_at AS createdAt FROM jobs INDEXED BY jobs_queued_by_model
-      WHERE state = 'queued' AND model = ? ORDER BY id LIMIT 1`,
-  );
+  const oldest = db.prepare<[], QueuedJobRef>(OLDEST_QUEUED_SQL);
+  const oldestForModel = db.prepare<[string], QueuedJobRef>(OLDEST_QUEUED_FOR_MODEL_SQL);
   const claim = db.transaction((request: ClaimRequest): JobRecord | null => {
     if (!holdsLease.get(request.workerId)) return null;
     const first = oldest.get();
