@@ -8,7 +8,9 @@ import { IllegalTransitionError } from "./errors.js";
 export const JOB_STATES = ["queued", "loading", "working", "done", "failed", "canceled"] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
-export const TERMINAL_STATES: readonly JobState[] = ["done", "failed", "canceled"];
+export const TERMINAL_STATES = ["done", "failed", "canceled"] as const satisfies readonly JobState[];
+/** A state a job never leaves. */
+export type TerminalState = (typeof TERMINAL_STATES)[number];
 
 const ALLOWED: Readonly<Record<JobState, readonly JobState[]>> = {
   // A queued job is claimed (loading) or canceled before it starts. It never fails without running:
@@ -30,8 +32,8 @@ export function isJobState(value: unknown): value is JobState {
   return typeof value === "string" && (JOB_STATES as readonly string[]).includes(value);
 }
 
-export function isTerminal(state: JobState): boolean {
-  return TERMINAL_STATES.includes(state);
+export function isTerminal(state: JobState): state is TerminalState {
+  return (TERMINAL_STATES as readonly JobState[]).includes(state);
 }
 
 export function canTransition(from: JobState, to: JobState): boolean {
@@ -40,10 +42,6 @@ export function canTransition(from: JobState, to: JobState): boolean {
 
 export function assertTransition(from: JobState, to: JobState, jobId?: string): void {
   if (!canTransition(from, to)) throw new IllegalTransitionError(from, to, jobId);
-}
-
-export function allowedTransitions(from: JobState): readonly JobState[] {
-  return ALLOWED[from];
 }
 
 /** Every state entered emits exactly one event, named after the state (SPEC §5.3). */

@@ -1,3 +1,4 @@
+import { isTerminal } from "./job-states.js";
 import type { ArtifactRecord } from "./store/artifacts.js";
 import type { JobRecord } from "./store/jobs.js";
 import type { DeliveryView } from "./store/outbox.js";
@@ -36,9 +37,7 @@ export function toJobView(job: JobRecord, extras: JobViewExtras = {}) {
     model: job.model,
     state: job.state,
     ...(extras.position !== undefined && job.state === "queued" ? { position: extras.position } : {}),
-    ...(job.cancelRequestedAt !== null && !["done", "failed", "canceled"].includes(job.state)
-      ? { cancel_requested: true }
-      : {}),
+    ...(job.cancelRequestedAt !== null && !isTerminal(job.state) ? { cancel_requested: true } : {}),
     created_at: iso(job.createdAt),
     queued_at: iso(job.queuedAt),
     loading_at: iso(job.loadingAt),

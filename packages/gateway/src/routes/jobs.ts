@@ -8,6 +8,7 @@ import {
   isJobState,
   isSafeArtifactName,
   isTerminal,
+  JOB_STATES,
   type JobRecord,
   type Logger,
   NotFoundError,
@@ -62,7 +63,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
   router.get("/jobs", (req, res) => {
     const state = stringParam(req.query.state, "state");
     if (state !== undefined && !isJobState(state)) {
-      throw new ValidationError("state must be one of queued, loading, working, done, failed, canceled");
+      throw new ValidationError(`state must be one of ${JOB_STATES.join(", ")}`);
     }
     const modelParam = stringParam(req.query.model, "model");
     const model = modelParam === undefined ? undefined : normalizeModelName(modelParam);
