@@ -24,7 +24,7 @@ const schema = Joi.object({
   options: Joi.object().unknown(true),
   format: Joi.alternatives(Joi.string().valid("json"), Joi.object().unknown(true)),
   tools: Joi.array().items(Joi.object().unknown(true)),
-  think: Joi.alternatives(Joi.boolean(), Joi.string().valid("high", "medium", "low")),
+  think: Joi.alternatives(Joi.boolean(), Joi.string().valid("high", "medium", "low", "max")),
   keep_alive: Joi.alternatives(Joi.string(), Joi.number()),
   stream: Joi.boolean(),
   metadata: Joi.object().unknown(true),
