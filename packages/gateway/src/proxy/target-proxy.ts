@@ -1,6 +1,7 @@
 import http from "node:http";
 import https from "node:https";
 import type { Logger } from "@foreman/shared";
+import { sendJsonError } from "../raw-http.js";
 
 export interface TargetProxyOptions {
   targetUrl: string;
@@ -131,12 +132,7 @@ export function createTargetProxy(options: TargetProxyOptions) {
       if (res.destroyed || res.writableEnded) return;
       const detail = err.code ? `${err.code}: ${err.message}` : err.message;
       options.logger.warn("target request failed", { route, error: detail });
-      const payload = JSON.stringify({ error: `ollama target unreachable: ${detail}` });
-      res.writeHead(502, {
-        "content-type": "application/json; charset=utf-8",
-        "content-length": Buffer.byteLength(payload),
-      });
-      res.end(payload);
+      sendJsonError(res, 502, `ollama target unreachable: ${detail}`);
     });
 
     // The caller went away before the answer was complete: stop the target's work too.

@@ -16,14 +16,12 @@ import {
   relayPath,
   resolveArtifactFile,
   type Store,
-  toJobView,
   ValidationError,
 } from "@foreman/shared";
-import express, { type Response, Router } from "express";
+import { type Response, Router } from "express";
 import { cancelJob } from "../jobs/cancel.js";
-import type { JobBatcher } from "../jobs/job-batcher.js";
+import { fullView, jobViewWithPosition } from "../jobs/job-views.js";
 import { queuePositions } from "../jobs/queue-position.js";
-import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
 
 export interface JobsDeps {
@@ -31,14 +29,15 @@ export interface JobsDeps {
   store: Store;
   logger: Logger;
   wake: () => void;
-  batcher: JobBatcher;
 }
 
-/** The async jobs API (SPEC §5.2). */
+/**
+ * The async jobs API but its entrance: POST /jobs is served on the raw request (jobs/fast-submit.ts), before
+ * Express, by the production listener.
+ */
 export function jobsRoutes(deps: JobsDeps): Router {
   const { store, config } = deps;
   const router = Router();
-  const json = express.json({ limit: config.bodyLimit, type: () => true });
 
   const view = (job: JobRecord, position?: number) => fullView(store, job, position);
   const viewOne = (job: JobRecord) => jobViewWithPosition(store, config.starvationMs, job);
@@ -51,14 +50,6 @@ export function jobsRoutes(deps: JobsDeps): Router {
     res.setHeader("X-Foreman-Job-Id", job.id);
     res.status(status).json(viewOne(job));
   };
-
-  router.post("/jobs", json, async (req, res) => {
-    const { status, job } = await submitJob(deps, req.body, req.get("Idempotency-Key"));
-    res.location(`/jobs/${job.id}`);
-    if (status === 200) return sendJob(res, 200, job);
-    res.setHeader("X-Foreman-Job-Id", job.id);
-    res.status(202).json(createdView(store, job));
-  });
 
   router.get("/jobs", (req, res) => {
     const state = stringParam(req.query.state, "state");
@@ -158,28 +149,6 @@ export function jobsRoutes(deps: JobsDeps): Router {
   });
 
   return router;
-}
-
-/** The job with its artifacts and webhook deliveries (and, when given, its queue position). */
-export function fullView(store: Store, job: JobRecord, position?: number) {
-  return toJobView(job, {
-    artifacts: store.artifacts.forJob(job.id),
-    deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [],
-    ...(position !== undefined ? { position } : {}),
-  });
-}
-
-/** The full view, with the queue position computed when the job is queued. */
-export function jobViewWithPosition(store: Store, starvationMs: number, job: JobRecord) {
-  return fullView(store, job, job.state === "queued" ? queuePositions(store, starvationMs).get(job.id) : undefined);
-}
-
-/**
- * The 202's body. No relay file or queue position yet: the worker creates the relay when the job starts,
- * and a position costs a read of the whole queue, paid on GET by whoever asks for it.
- */
-export function createdView(store: Store, job: JobRecord) {
-  return toJobView(job, { deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [] });
 }
 
 function stringParam(value: unknown, name: string): string | undefined {
