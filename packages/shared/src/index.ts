@@ -19,5 +19,6 @@ export * from "./store/store.js";
 export * from "./store/target.js";
 export * from "./store/transitions.js";
 export * from "./store/worker-lease.js";
+export * from "./target-connection.js";
 export * from "./transition-log.js";
 export * from "./wake.js";
