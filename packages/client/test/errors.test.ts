@@ -15,6 +15,8 @@ function job(overrides: Partial<Job>): Job {
   return {
     id: "01JDQ5Z9X1ABCDEFGHJKMNPQRS",
     kind: "chat",
+    api: "ollama",
+    mode: "async",
     model: "llama3",
     state: "failed",
     created_at: "2025-01-01T00:00:00.000Z",

@@ -1,4 +1,5 @@
-import { isTerminal } from "./job-states.js";
+import { isTerminal, type JobEventType } from "./job-states.js";
+import type { Metrics } from "./ollama-types.js";
 import type { ArtifactRecord } from "./store/artifacts.js";
 import type { JobRecord } from "./store/jobs.js";
 import type { DeliveryView } from "./store/outbox.js";
@@ -38,7 +39,7 @@ export function toJobView(job: JobRecord, extras: JobViewExtras = {}) {
     state: job.state,
     ...(extras.position !== undefined && job.state === "queued" ? { position: extras.position } : {}),
     ...(job.cancelRequestedAt !== null && !isTerminal(job.state) ? { cancel_requested: true } : {}),
-    created_at: iso(job.createdAt),
+    created_at: new Date(job.createdAt).toISOString(),
     queued_at: iso(job.queuedAt),
     loading_at: iso(job.loadingAt),
     working_at: iso(job.workingAt),
@@ -47,14 +48,15 @@ export function toJobView(job: JobRecord, extras: JobViewExtras = {}) {
     max_attempts: job.maxAttempts,
     error: job.error,
     metadata: job.metadata,
-    metrics: job.metrics,
+    metrics: job.metrics as Metrics | null,
     result: job.result ?? null,
     ...(job.result == null && resultArtifact ? { result_url: resultArtifact.url } : {}),
     artifacts,
     webhook: job.webhook
       ? {
           url: job.webhook.url,
-          events: job.webhook.events ?? null,
+          // POST /jobs accepts only event types (job-request.ts), so the stored strings are ones.
+          events: (job.webhook.events as JobEventType[] | undefined) ?? null,
           ...(extras.deliveries
             ? {
                 deliveries: extras.deliveries.map((d) => ({
