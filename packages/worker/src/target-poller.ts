@@ -21,8 +21,8 @@ export interface PollResult {
 }
 
 /**
- * Watches the target (SPEC §2.1, §2.4): polls /api/version and /api/ps, records what it saw for the
- * gateway's readiness and status routes, logs each up/down change once, and keeps the embedder resident
+ * Watches the target: polls /api/version and /api/ps, records what it saw for the gateway's readiness
+ * route, logs each up/down change once, and keeps the embedder resident
  * by pinning it (`keep_alive: -1`) whenever /api/ps does not list it. An unreachable target is only ever
  * recorded and logged: it never stops the worker.
  */
@@ -106,8 +106,6 @@ export function createTargetPoller(options: TargetPollerOptions) {
 
   return {
     runOnce,
-    /** Whether the last poll reached the target (null before the first one). */
-    isReachable: () => lastReachable,
     start(): void {
       if (running) return;
       running = true;
