@@ -1,5 +1,5 @@
 /**
- * Wire types of foreman's `/jobs` API (SPEC §5.2, §5.3), with the field names exactly as they travel.
+ * Wire types of foreman's `/jobs` API and its webhooks, with the field names exactly as they travel.
  *
  * The Ollama shapes below (messages, tools, options, chunks, metrics) repeat the names of
  * packages/shared/src/ollama-types.ts, which is their source, and `Job` is the server's JobView. They are

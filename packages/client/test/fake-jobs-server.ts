@@ -5,8 +5,8 @@ import type { AddressInfo } from "node:net";
 import { isTerminalState, JOB_STATES, type Job, type JobEventType } from "../src/types.js";
 
 /**
- * A minimal, in-memory `/jobs` server on a real loopback socket, faithful to the contract of SPEC §5.2
- * as the gateway serves it: Ollama-shaped `{"error"}` bodies naming the field, `X-Foreman-Job-Id` on
+ * A minimal, in-memory `/jobs` server on a real loopback socket, faithful to the `/jobs` API as the
+ * gateway serves it: Ollama-shaped `{"error"}` bodies naming the field, `X-Foreman-Job-Id` on
  * every job response, the bearer token, Idempotency-Key replay and conflict, long polls, cursors,
  * cancel semantics, artifacts and the replay-then-follow NDJSON stream.
  *

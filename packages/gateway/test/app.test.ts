@@ -61,7 +61,7 @@ describe("gateway app", () => {
     const after = await request(built.app).get("/readyz");
     expect(after.status).to.equal(200);
     expect(after.body.status).to.equal("ready");
-    // An unreachable target does not make foreman unready: jobs still queue (SPEC §2.4).
+    // An unreachable target does not make foreman unready: jobs still queue.
     expect(after.body.target).to.include({ reachable: false, last_error: "ECONNREFUSED" });
   });
 

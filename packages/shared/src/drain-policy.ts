@@ -1,7 +1,7 @@
 import { normalizeModelName, sameModel } from "./model-name.js";
 
 /**
- * Drain-by-model (SPEC §1, ADR 0007): which queued job the single worker runs next. Pure, so tests feed it
+ * Drain-by-model (ADR 0007): which queued job the single worker runs next. Pure, so tests feed it
  * tables of worked examples, and the SQL claim (store/claim.ts) implements exactly this on two indexed rows.
  *
  * 1. If the oldest queued job has waited at least `starvationMs`, it runs, whatever its model: no job

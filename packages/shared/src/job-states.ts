@@ -1,7 +1,7 @@
 import { IllegalTransitionError } from "./errors.js";
 
 /**
- * The job state machine (SPEC §5.2). This module is the only owner of which states exist, which moves
+ * The job state machine: queued → loading → working → done | failed | canceled. This module is the only owner of which states exist, which moves
  * between them are legal and which webhook event each state emits; the store applies transitions through
  * `assertTransition` inside the same transaction that writes the history row and the outbox row.
  */
@@ -44,7 +44,7 @@ export function assertTransition(from: JobState, to: JobState, jobId?: string): 
   if (!canTransition(from, to)) throw new IllegalTransitionError(from, to, jobId);
 }
 
-/** Every state entered emits exactly one event, named after the state (SPEC §5.3). */
+/** Every state entered emits exactly one event, named after the state. */
 export function eventForState(state: JobState): JobEventType {
   return `job.${state}`;
 }

@@ -18,7 +18,7 @@ export function artifactUrl(jobId: string, name: string): string {
 }
 
 /**
- * The job as API callers and webhook receivers see it (SPEC §5.2): secrets, the raw request and internal
+ * The job as API callers and webhook receivers see it: secrets, the raw request and internal
  * columns are left out; timestamps are ISO strings; artifacts carry their URLs; a result too large to
  * inline is replaced by `result_url`.
  */

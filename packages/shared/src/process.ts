@@ -3,8 +3,8 @@ import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 /**
- * Reads the configuration or ends the process with the one-line message SPEC §4 asks for
- * (variable, problem, example) and exit code 2, the conventional code for a usage error.
+ * Reads the configuration or ends the process with one line naming the variable, the value's problem and
+ * an example of a good one, and exit code 2, the conventional code for a usage error.
  */
 export function loadConfigOrExit(service: string, env: NodeJS.ProcessEnv = process.env): ForemanConfig {
   try {

@@ -7,7 +7,7 @@ import { ConfigError } from "../src/errors.js";
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 
 describe("config", () => {
-  it("applies SPEC §4 defaults", () => {
+  it("applies the documented defaults", () => {
     const c = loadConfig({});
     expect(c.host).to.equal("127.0.0.1");
     expect(c.port).to.equal(11435);

@@ -13,7 +13,7 @@ const message = Joi.object({
 
 const SECRET_FORM = /^whsec_[A-Za-z0-9+/]+={0,2}$/;
 
-/** POST /jobs (SPEC §5.2): what a batch caller may send, with errors that name the field. */
+/** POST /jobs: what a batch caller may send, with errors that name the field. */
 const schema = Joi.object({
   model: Joi.string().min(1).required(),
   messages: Joi.array().items(message),

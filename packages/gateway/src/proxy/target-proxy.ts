@@ -15,7 +15,7 @@ export interface ForwardOptions {
   path?: string;
   /** A body to send instead of streaming the incoming one (already read and possibly rewritten). */
   body?: Buffer;
-  /** A label for logs and metrics. */
+  /** A label for logs. */
   route?: string;
 }
 

@@ -4,7 +4,7 @@ import type { AppDeps } from "../app.js";
 /**
  * `/healthz` says only that this process is alive. `/readyz` says whether it can do useful work: the
  * database takes a write and a worker heartbeat is fresh; the target's reachability is reported but does
- * not fail readiness, because an unreachable target is transient and jobs still queue (SPEC §2.4).
+ * not fail readiness, because an unreachable target is transient and jobs still queue.
  */
 export function healthRoutes({ store, logger }: AppDeps): Router {
   const router = Router();

@@ -21,7 +21,7 @@ const BLOBS_PREFIX = "/api/blobs/";
 const MODEL_PREFIX = "/v1/models/";
 
 /**
- * The routes that are Ollama's own answer passed through (SPEC §5.1): model information, embeddings
+ * The routes that are Ollama's own answer passed through: model information, embeddings
  * (concurrent, never queued) and, when the operator allows it, model management. They are the proxy's hot
  * path, so they are dispatched on the raw Node request, before Express's router: `dispatch` returns false
  * for anything it does not serve and the caller hands that request on.
