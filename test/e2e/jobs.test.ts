@@ -52,7 +52,8 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
       env: { FOREMAN_WEBHOOK_SECRET: SECRET, FOREMAN_INLINE_RESULT_MAX_BYTES: "100000" },
     });
     await f.startGateway();
-    worker = f.startWorker();
+    // Debug level: the worker logs each webhook delivery it records, which the tests wait on.
+    worker = f.startWorker({ FOREMAN_LOG_LEVEL: "debug" });
     await worker.waitForLog("active worker");
   });
   after(async () => {
@@ -98,14 +99,17 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
         .map((l) => JSON.parse(l));
       expect(chunks.at(-1).done).to.equal(true);
       expect(chunks.map((c) => c.message.content).join("")).to.equal(job.result?.message?.content);
-      // The job shows its deliveries once the receiver acknowledged them.
-      await receiver.until(() => true);
+      // The job shows its deliveries once the worker has recorded the receiver's acknowledgement of each
+      // (in order per job, so the last one's record comes last).
+      await worker.waitForLine(
+        (l) => l.includes('"webhook delivered"') && l.includes(body.id) && l.includes('"event":"job.done"'),
+      );
       const shown = await getJob(f, body.id);
-      expect(shown.webhook?.deliveries.map((d) => d.type)).to.deep.equal([
-        "job.queued",
-        "job.loading",
-        "job.working",
-        "job.done",
+      expect(shown.webhook?.deliveries.map((d) => [d.type, d.status])).to.deep.equal([
+        ["job.queued", "delivered"],
+        ["job.loading", "delivered"],
+        ["job.working", "delivered"],
+        ["job.done", "delivered"],
       ]);
     } finally {
       await receiver.close();
