@@ -52,8 +52,7 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
       env: { FOREMAN_WEBHOOK_SECRET: SECRET, FOREMAN_INLINE_RESULT_MAX_BYTES: "100000" },
     });
     await f.startGateway();
-    // Debug level: the worker logs each webhook delivery it records, which the tests wait on.
-    worker = f.startWorker({ FOREMAN_LOG_LEVEL: "debug" });
+    worker = f.startWorker();
     await worker.waitForLog("active worker");
   });
   after(async () => {
@@ -100,7 +99,7 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
       expect(chunks.at(-1).done).to.equal(true);
       expect(chunks.map((c) => c.message.content).join("")).to.equal(job.result?.message?.content);
       // The job shows its deliveries once the worker has recorded the receiver's acknowledgement of each
-      // (in order per job, so the last one's record comes last).
+      // (in order per job, so the last one's record comes last; the harness runs foreman at debug level).
       await worker.waitForLine(
         (l) => l.includes('"webhook delivered"') && l.includes(body.id) && l.includes('"event":"job.done"'),
       );
