@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+// The gateway's own canonical form: a retried body must match its first exactly as the gateway decides.
+import { canonicalJson } from "../../gateway/src/jobs/job-request.js";
 import { isTerminalState, JOB_STATES, type Job, type JobEventType } from "../src/types.js";
 
 /**
@@ -501,18 +503,6 @@ function validateJobRequest(request: Record<string, unknown>): string | null {
     }
   }
   return null;
-}
-
-/** Object keys sorted, so the same body compares equal whatever its key order (as the gateway hashes it). */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, jobId?: string): void {
