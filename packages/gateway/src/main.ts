@@ -6,7 +6,7 @@ import {
   handleShutdownSignals,
   loadConfigOrExit,
   logTransitions,
-  openStore,
+  openConfiguredStore,
   redactConfig,
 } from "@foreman/shared";
 import { createRequestListener } from "./app.js";
@@ -14,16 +14,7 @@ import { createTargetProxy } from "./proxy/target-proxy.js";
 
 const config = loadConfigOrExit("gateway");
 const logger = createLoggerFromConfig(config, "gateway");
-const store = openStore({
-  dbPath: config.dbPath,
-  synchronous: config.dbSynchronous,
-  workerStaleMs: config.workerStaleMs,
-  defaultMaxAttempts: config.maxAttempts,
-  onTransition: logTransitions(logger),
-});
-if (store.migration.applied.length > 0) {
-  logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
-}
+const store = openConfiguredStore(config, logger, logTransitions(logger));
 
 const proxy = createTargetProxy({
   targetUrl: config.ollamaUrl,

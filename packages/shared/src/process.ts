@@ -1,6 +1,7 @@
 import { type ForemanConfig, loadConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { openStore, type Store, type StoreOptions } from "./store/store.js";
 
 /**
  * Reads the configuration or ends the process with one line naming the variable, the value's problem and
@@ -16,6 +17,25 @@ export function loadConfigOrExit(service: string, env: NodeJS.ProcessEnv = proce
     }
     throw err;
   }
+}
+
+/** Opens the store as the configuration says (applying pending migrations) and logs what it migrated. */
+export function openConfiguredStore(
+  config: ForemanConfig,
+  logger: Logger,
+  onTransition: StoreOptions["onTransition"],
+): Store {
+  const store = openStore({
+    dbPath: config.dbPath,
+    synchronous: config.dbSynchronous,
+    workerStaleMs: config.workerStaleMs,
+    defaultMaxAttempts: config.maxAttempts,
+    onTransition,
+  });
+  if (store.migration.applied.length > 0) {
+    logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
+  }
+  return store;
 }
 
 /**

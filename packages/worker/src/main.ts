@@ -3,7 +3,7 @@ import {
   handleShutdownSignals,
   loadConfigOrExit,
   logTransitions,
-  openStore,
+  openConfiguredStore,
   redactConfig,
   watchWakes,
 } from "@foreman/shared";
@@ -21,20 +21,11 @@ const config = loadConfigOrExit("worker");
 const logger = createLoggerFromConfig(config, "worker");
 const logTransition = logTransitions(logger);
 let webhooks: WebhookDispatcher | null = null;
-const store = openStore({
-  dbPath: config.dbPath,
-  synchronous: config.dbSynchronous,
-  workerStaleMs: config.workerStaleMs,
-  defaultMaxAttempts: config.maxAttempts,
-  onTransition: (job, from, reason) => {
-    logTransition(job, from, reason);
-    // The transition may have written an outbox row: deliver it now rather than at the next poll.
-    if (job.webhook) webhooks?.kick();
-  },
+const store = openConfiguredStore(config, logger, (job, from, reason) => {
+  logTransition(job, from, reason);
+  // The transition may have written an outbox row: deliver it now rather than at the next poll.
+  if (job.webhook) webhooks?.kick();
 });
-if (store.migration.applied.length > 0) {
-  logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
-}
 logger.info("worker starting", { pid: process.pid, config: redactConfig(config) });
 
 const client = createTargetClient({
