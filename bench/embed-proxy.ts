@@ -12,7 +12,7 @@ import {
 } from "./lib.js";
 
 /**
- * Issue 4: /api/embed through the gateway, direct to the simulator, and through nginx, in one run, at
+ * /api/embed through the gateway, direct to the simulator, and through nginx, in one run, at
  * concurrency 1 and 32. The simulator, gateway and nginx are separate processes on loopback; the load
  * generator is this process. All of them share the machine's two cores.
  */
@@ -71,7 +71,7 @@ export async function benchEmbedProxy(durationMs: number) {
     `foreman throughput at concurrency 32 as a share of nginx's: ${nginx32 && foreman32 ? ((100 * foreman32.rps) / nginx32.rps).toFixed(1) : "n/a"} % (goal >= 80 %)`,
   ];
   return {
-    title: `/api/embed passthrough (issue 4; load from ${wrk ? "wrk" : "the Node load generator"})`,
+    title: `/api/embed passthrough (load from ${wrk ? "wrk" : "the Node load generator"})`,
     table: table(["route", "concurrency", "req/s", "p50 ms", "p99 ms", "errors"], rows),
     summary,
   };

@@ -125,7 +125,7 @@ async function throughputBench(routes: Route[], tokens: number) {
 }
 
 /**
- * Issue 5: time to first token with an idle queue, per-chunk added latency, and the most chunks per second
+ * Time to first token with an idle queue, per-chunk added latency, and the most chunks per second
  * one stream sustains, for foreman vs direct vs nginx in one run.
  */
 export async function benchGeneration(iterations: number) {

@@ -5,7 +5,9 @@ import { retainNativeHandles } from "../../packages/shared/src/store/database.js
 import { MIGRATIONS } from "../../packages/shared/src/store/migrations.js";
 import { ENTRY, foreman, Proc, stopAll, tempDataDir } from "./harness.js";
 
-describe("e2e: foundation (gateway and worker processes)", () => {
+describe("e2e: foundation (gateway and worker processes)", function () {
+  // Generous: some tests start processes three times over, which takes seconds on a loaded machine.
+  this.timeout(60_000);
   afterEach(stopAll);
 
   it("starts gateway and worker; healthz answers and readyz turns ready once the worker beats", async () => {

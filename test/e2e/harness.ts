@@ -3,6 +3,7 @@ import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
+import { isTerminal, type JobState } from "../../packages/shared/src/job-states.js";
 import { makeTempDir, removeTempDirs } from "../temp-dirs.js";
 
 /**
@@ -144,6 +145,11 @@ export interface Foreman {
   worker?: Proc;
   startGateway(extra?: NodeJS.ProcessEnv): Promise<Proc>;
   startWorker(extra?: NodeJS.ProcessEnv, name?: string): Proc;
+  /**
+   * The job once it has ended, through the API's long poll, which answers as soon as it does: a sync
+   * caller's answer can come before the worker has recorded the job's end.
+   */
+  endedJob(id: string): Promise<{ state: string; attempts: number; error: string | null }>;
 }
 
 /** Environment for foreman children: only what the test sets, plus PATH, so a developer's FOREMAN_* never leaks in. */
@@ -180,6 +186,15 @@ export async function foreman(
       const p = new Proc(name, ENTRY.worker, { ...env, ...extra });
       f.worker = p;
       return p;
+    },
+    async endedJob(id) {
+      const token = env.FOREMAN_API_TOKEN;
+      const res = await fetch(`${f.url}/jobs/${id}?wait=30`, {
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
+      const job = (await res.json()) as { state: string; attempts: number; error: string | null };
+      if (!isTerminal(job.state as JobState)) throw new Error(`job ${id} is still ${job.state}`);
+      return job;
     },
   };
   return f;

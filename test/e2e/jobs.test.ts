@@ -103,14 +103,17 @@ describe("e2e: async jobs, webhooks and artifacts", function () {
       expect(Buffer.byteLength(transcript)).to.equal(job.artifacts[1]!.size);
       // The transcript is cut from the relay when read, not stored a second time.
       expect(fs.readdirSync(path.join(f.dataDir, "artifacts", job.id))).to.deep.equal(["result.json"]);
-      // The job shows its deliveries once the receiver acknowledged them.
-      await receiver.until(() => true);
+      // The job shows its deliveries once the worker has recorded the receiver's acknowledgement of each
+      // (in order per job, so the last one's record comes last; the harness runs foreman at debug level).
+      await worker.waitForLine(
+        (l) => l.includes('"webhook delivered"') && l.includes(body.id) && l.includes('"event":"job.done"'),
+      );
       const shown = await getJob(f, body.id);
-      expect(shown.webhook?.deliveries.map((d) => d.type)).to.deep.equal([
-        "job.queued",
-        "job.loading",
-        "job.working",
-        "job.done",
+      expect(shown.webhook?.deliveries.map((d) => [d.type, d.status])).to.deep.equal([
+        ["job.queued", "delivered"],
+        ["job.loading", "delivered"],
+        ["job.working", "delivered"],
+        ["job.done", "delivered"],
       ]);
     } finally {
       await receiver.close();

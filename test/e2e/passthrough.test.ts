@@ -110,7 +110,7 @@ describe("e2e: passthrough, embeddings bypass and the target poller", function (
     });
     expect(await through.embedQuery("langchain")).to.deep.equal(await straight.embedQuery("langchain"));
     expect(await through.embedDocuments(["a", "b"])).to.deep.equal(await straight.embedDocuments(["a", "b"]));
-    // Constructing the chat model proves the package loads; chat itself is queued (the queue issue).
+    // Constructing the chat model proves the package loads; chat through foreman is in generation.test.ts.
     expect(new ChatOllama({ baseUrl: f.url, model: "llama3.2" }).model).to.equal("llama3.2");
   });
 

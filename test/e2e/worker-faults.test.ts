@@ -139,8 +139,8 @@ describe("e2e: the worker survives what targets do wrong", function () {
       expect(res.status).to.equal(200);
       expect(((await res.json()) as { done: boolean }).done).to.equal(true);
       const id = res.headers.get("x-foreman-job-id")!;
+      expect(await f.endedJob(id)).to.include({ state: "done", attempts: 1 });
       const db = openDb(f.dataDir);
-      expect(db.job(id)).to.include({ state: "done", attempts: 1 });
       expect(db.history(id).map((h) => h.to_state)).to.deep.equal([
         "queued",
         "loading",

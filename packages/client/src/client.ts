@@ -17,7 +17,7 @@ import {
   type Message,
 } from "./types.js";
 
-/** The server holds a long poll for at most this long (SPEC §5.2 `?wait=`). */
+/** The server holds a long poll (`GET /jobs/<id>?wait=`) for at most this long. */
 export const MAX_WAIT_SECONDS = 60;
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -114,7 +114,7 @@ export interface GenerateRunResult {
 }
 
 /**
- * A typed client of foreman's `/jobs` API (SPEC §5.2): async jobs to submit, inspect, list, cancel, stream
+ * A typed client of foreman's `/jobs` API: async jobs to submit, inspect, list, cancel, stream
  * and collect artifacts from, and a synchronous facade (`run`, `chat`, `generate`) that submits and waits.
  */
 export class ForemanClient {

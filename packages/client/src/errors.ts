@@ -10,59 +10,60 @@ export class ForemanClientError extends Error {
   override name = "ForemanClientError";
 }
 
+/** One HTTP request to foreman went wrong; `method` and `url` say which (never with the token). */
+export class ForemanRequestError extends ForemanClientError {
+  override name = "ForemanRequestError";
+  readonly method: string;
+  readonly url: string;
+
+  constructor(message: string, request: { method: string; url: string }, options?: ErrorOptions) {
+    super(message, options);
+    this.method = request.method;
+    this.url = request.url;
+  }
+}
+
 /**
  * The server answered with a non-2xx status. Like ollama-js's `ResponseError`, the message is the
  * server's `error` text unchanged (or the body's text when it is not Ollama-shaped JSON).
  */
-export class ForemanHttpError extends ForemanClientError {
+export class ForemanHttpError extends ForemanRequestError {
   override name = "ForemanHttpError";
   /** The HTTP status: 400 validation, 401 token, 404 unknown job, 409 conflict, 5xx server trouble. */
   readonly status: number;
   /** The server's `error` text, unchanged. */
   readonly error: string;
-  readonly method: string;
-  readonly url: string;
   /** The `X-Foreman-Job-Id` response header, when the answer belonged to a job. */
   readonly jobId: string | null;
 
   constructor(init: { status: number; error: string; method: string; url: string; jobId: string | null }) {
-    super(init.error);
+    super(init.error, init);
     this.status = init.status;
     this.error = init.error;
-    this.method = init.method;
-    this.url = init.url;
     this.jobId = init.jobId;
   }
 }
 
 /** The request never got an answer: connection refused or reset, DNS failure, the body cut off. */
-export class ForemanNetworkError extends ForemanClientError {
+export class ForemanNetworkError extends ForemanRequestError {
   override name = "ForemanNetworkError";
-  readonly method: string;
-  readonly url: string;
   /** The system error code when there is one (`ECONNREFUSED`, `ECONNRESET`, `UND_ERR_SOCKET`, ...). */
   readonly code: string | undefined;
 
   constructor(init: { method: string; url: string; cause: unknown }) {
     const detail = describeNetworkCause(init.cause);
-    super(`${init.method} ${init.url} failed: ${detail.message}`, { cause: init.cause });
-    this.method = init.method;
-    this.url = init.url;
+    super(`${init.method} ${init.url} failed: ${detail.message}`, init, { cause: init.cause });
     this.code = detail.code;
   }
 }
 
 /** One HTTP request took longer than the client's `timeoutMs` (plus the long-poll time it asked for). */
-export class ForemanTimeoutError extends ForemanClientError {
+export class ForemanTimeoutError extends ForemanRequestError {
   override name = "ForemanTimeoutError";
-  readonly method: string;
-  readonly url: string;
   readonly timeoutMs: number;
 
   constructor(init: { method: string; url: string; timeoutMs: number }) {
-    super(`${init.method} ${init.url} timed out after ${init.timeoutMs} ms`);
-    this.method = init.method;
-    this.url = init.url;
+    super(`${init.method} ${init.url} timed out after ${init.timeoutMs} ms`, init);
     this.timeoutMs = init.timeoutMs;
   }
 }

@@ -21,6 +21,7 @@ export {
   ForemanHttpError,
   ForemanNetworkError,
   ForemanProtocolError,
+  ForemanRequestError,
   ForemanTimeoutError,
   JobFailedError,
   JobStreamError,

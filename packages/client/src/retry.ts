@@ -4,7 +4,7 @@ import { ForemanHttpError, ForemanNetworkError, ForemanTimeoutError } from "./er
 /**
  * Retries of requests that are safe to repeat: the long polls of `wait`, and a submit that carries an
  * Idempotency-Key (the server answers a repeated key with the job it already made). A gateway restart
- * loses nothing but its open connections (SPEC §1), so a waiting caller should ride it out.
+ * loses nothing but its open connections (jobs live in the database), so a waiting caller should ride it out.
  */
 export interface RetryOptions {
   /** Further attempts after the first; 0 turns retries off. Default 5. */

@@ -1,11 +1,12 @@
 /**
- * Wire types of foreman's `/jobs` API (SPEC §5.2, §5.3), with the field names exactly as they travel.
+ * Wire types of foreman's `/jobs` API and its webhooks, with the field names exactly as they travel.
  *
  * The Ollama shapes below (messages, tools, options, chunks, metrics) repeat the names of
- * packages/shared/src/ollama-types.ts, which is their source. They are copied rather than imported
- * because this package has no dependencies: `@foreman/shared` brings SQLite and winston along, which a
- * client has no use for, and a type-only import would leave the published declarations pointing at a
- * package the user does not have.
+ * packages/shared/src/ollama-types.ts, which is their source, and `Job` is the server's JobView. They are
+ * copied rather than imported because this package has no dependencies: `@foreman/shared` brings SQLite and
+ * winston along, which a client has no use for, and a type-only import would leave the published
+ * declarations pointing at a package the user does not have. test/types.test.ts holds each copy to its
+ * source at compile time, so `pnpm typecheck` fails when they drift apart.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -15,7 +16,7 @@
 /** A Go duration string ("5m", "1h30m"), a number of seconds, `0` to unload, negative to keep loaded. */
 export type KeepAlive = string | number;
 
-export type ThinkValue = boolean | "high" | "medium" | "low";
+export type ThinkValue = boolean | "high" | "medium" | "low" | "max";
 
 /** `"json"` for JSON mode, or a JSON schema object for structured outputs. */
 export type Format = "json" | Record<string, unknown>;
@@ -50,12 +51,29 @@ export interface Message {
   tool_call_id?: string;
 }
 
+/** A JSON Schema property of a tool's parameters: the keys Ollama reads are typed, others pass through. */
+export interface ToolProperty {
+  [key: string]: unknown;
+  anyOf?: ToolProperty[];
+  type?: string | string[];
+  items?: unknown;
+  description?: string;
+  enum?: unknown[];
+  properties?: Record<string, ToolProperty>;
+  required?: string[];
+}
+
 export interface Tool {
   type: "function" | (string & {});
   function: {
     name: string;
     description?: string;
-    parameters: { type: string; required?: string[]; properties?: Record<string, unknown>; [key: string]: unknown };
+    parameters: {
+      type: string;
+      required?: string[];
+      properties?: Record<string, ToolProperty>;
+      [key: string]: unknown;
+    };
   };
 }
 
@@ -72,7 +90,7 @@ export interface Metrics {
 /** One chunk of a chat job's stream, or a chat job's final answer (`result`). */
 export interface ChatResponse extends Metrics {
   model: string;
-  created_at?: string;
+  created_at: string;
   message: Message;
   done: boolean;
   done_reason?: string;
@@ -81,7 +99,7 @@ export interface ChatResponse extends Metrics {
 /** One chunk of a generate job's stream, or a generate job's final answer (`result`). */
 export interface GenerateResponse extends Metrics {
   model: string;
-  created_at?: string;
+  created_at: string;
   response: string;
   thinking?: string;
   done: boolean;
@@ -174,7 +192,8 @@ export interface WebhookDelivery {
 export interface JobWebhook {
   url: string;
   events: JobEventType[] | null;
-  deliveries: WebhookDelivery[];
+  /** The job's deliveries, oldest first (absent from the job inside a webhook event). */
+  deliveries?: WebhookDelivery[];
 }
 
 /** The job object of every `/jobs` response. Timestamps are ISO 8601 strings. */
@@ -183,9 +202,9 @@ export interface Job {
   id: string;
   kind: JobKind;
   /** Which API made the job: `ollama` (`/jobs`, `/api/*`) or `openai` (`/v1/*`). Listings show both. */
-  api?: "ollama" | "openai";
+  api: "ollama" | "openai";
   /** `async` for `/jobs`, `sync` for a job made by a synchronous Ollama or OpenAI call. */
-  mode?: "sync" | "async";
+  mode: "sync" | "async";
   model: string;
   state: JobState;
   created_at: string;
@@ -202,7 +221,10 @@ export interface Job {
   /** The job was asked to stop and the worker is stopping it. */
   cancel_requested?: boolean;
   metrics: Metrics | null;
-  /** The final Ollama answer, inline when small (see `result_url` otherwise). */
+  /**
+   * The final Ollama answer, inline when small (see `result_url` otherwise). A job made through the
+   * OpenAI-compatible routes (`api: "openai"`) holds that API's answer instead.
+   */
   result: JobResult | null;
   /** Where the result is when it was too large to inline. */
   result_url?: string;

@@ -698,6 +698,7 @@ describe("ForemanClient", () => {
       const id = server.jobIds()[0]!;
       const result: GenerateResponse = {
         model: "qwen3:8b",
+        created_at: "2025-01-01T00:00:02.000Z",
         response: "Old pond, frog jumps in",
         thinking: "a classic",
         done: true,

@@ -4,6 +4,7 @@ import {
   ForemanHttpError,
   ForemanNetworkError,
   ForemanProtocolError,
+  ForemanRequestError,
   ForemanTimeoutError,
   JobFailedError,
   JobStreamError,
@@ -15,6 +16,8 @@ function job(overrides: Partial<Job>): Job {
   return {
     id: "01JDQ5Z9X1ABCDEFGHJKMNPQRS",
     kind: "chat",
+    api: "ollama",
+    mode: "async",
     model: "llama3",
     state: "failed",
     created_at: "2025-01-01T00:00:00.000Z",
@@ -49,6 +52,19 @@ describe("errors", () => {
       expect(error).to.be.instanceOf(ForemanClientError).and.instanceOf(Error);
       expect(error.name).to.equal(error.constructor.name);
     }
+  });
+
+  it("the errors of one request are ForemanRequestErrors that say which request", () => {
+    const errors = [
+      new ForemanHttpError({ status: 404, error: "job x not found", method: "GET", url: "u", jobId: null }),
+      new ForemanNetworkError({ method: "GET", url: "u", cause: new Error("boom") }),
+      new ForemanTimeoutError({ method: "GET", url: "u", timeoutMs: 5 }),
+    ];
+    for (const error of errors) {
+      expect(error).to.be.instanceOf(ForemanRequestError);
+      expect(error).to.include({ method: "GET", url: "u" });
+    }
+    expect(new ForemanProtocolError("bad")).to.not.be.instanceOf(ForemanRequestError);
   });
 
   it("ForemanHttpError's message is the server's error text unchanged", () => {

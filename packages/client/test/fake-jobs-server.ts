@@ -2,11 +2,13 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Job, JobEventType, JobState } from "../src/types.js";
+// The gateway's own canonical form: a retried body must match its first exactly as the gateway decides.
+import { canonicalJson } from "../../gateway/src/jobs/job-request.js";
+import { isTerminalState, JOB_STATES, type Job, type JobEventType } from "../src/types.js";
 
 /**
- * A minimal, in-memory `/jobs` server on a real loopback socket, faithful to the contract of SPEC §5.2
- * as the gateway serves it: Ollama-shaped `{"error"}` bodies naming the field, `X-Foreman-Job-Id` on
+ * A minimal, in-memory `/jobs` server on a real loopback socket, faithful to the `/jobs` API as the
+ * gateway serves it: Ollama-shaped `{"error"}` bodies naming the field, `X-Foreman-Job-Id` on
  * every job response, the bearer token, Idempotency-Key replay and conflict, long polls, cursors,
  * cancel semantics, artifacts and the replay-then-follow NDJSON stream.
  *
@@ -47,9 +49,7 @@ interface ParkedPoll {
   timer: ReturnType<typeof setTimeout>;
 }
 
-const STATES: readonly JobState[] = ["queued", "loading", "working", "done", "failed", "canceled"];
-const EVENTS = STATES.map((state) => `job.${state}`);
-const TERMINAL: readonly JobState[] = ["done", "failed", "canceled"];
+const EVENTS = JOB_STATES.map((state) => `job.${state}`);
 const MAX_WAIT_SECONDS = 60;
 
 export class FakeJobsServer {
@@ -345,8 +345,8 @@ export class FakeJobsServer {
 
   private list(res: http.ServerResponse, query: URLSearchParams) {
     const state = query.get("state");
-    if (state !== null && !STATES.includes(state as JobState)) {
-      return sendJson(res, 400, { error: `state must be one of ${STATES.join(", ")}` });
+    if (state !== null && !(JOB_STATES as readonly string[]).includes(state)) {
+      return sendJson(res, 400, { error: `state must be one of ${JOB_STATES.join(", ")}` });
     }
     const limitText = query.get("limit") ?? "20";
     const limit = Number(limitText);
@@ -379,7 +379,7 @@ export class FakeJobsServer {
     if (waitText !== null && (waitText === "" || !Number.isFinite(wait) || wait < 0)) {
       return sendJson(res, 400, { error: `wait must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}` }, id);
     }
-    if (wait === 0 || TERMINAL.includes(record.job.state)) return sendJson(res, 200, this.view(record), id);
+    if (wait === 0 || isTerminalState(record.job.state)) return sendJson(res, 200, this.view(record), id);
 
     const poll: ParkedPoll = {
       res,
@@ -404,7 +404,7 @@ export class FakeJobsServer {
 
   private cancel(res: http.ServerResponse, record: JobRecord) {
     const { job } = record;
-    if (TERMINAL.includes(job.state)) {
+    if (isTerminalState(job.state)) {
       return sendJson(res, 409, { error: `job ${job.id} has already ended (${job.state})` }, job.id);
     }
     if (job.state === "queued") this.end(job.id, "canceled", null);
@@ -422,7 +422,7 @@ export class FakeJobsServer {
     let sent = 0;
     const follow = () => {
       while (sent < record.chunks.length) res.write(record.chunks[sent++]);
-      if (!TERMINAL.includes(record.job.state)) return;
+      if (!isTerminalState(record.job.state)) return;
       // Like the gateway: a job that did not end done closes its stream with an Ollama error line.
       if (record.job.state !== "done") {
         res.write(`${JSON.stringify({ error: record.job.error ?? `job ${record.job.state}` })}\n`);
@@ -503,18 +503,6 @@ function validateJobRequest(request: Record<string, unknown>): string | null {
     }
   }
   return null;
-}
-
-/** Object keys sorted, so the same body compares equal whatever its key order (as the gateway hashes it). */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, jobId?: string): void {

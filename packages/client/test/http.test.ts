@@ -197,12 +197,15 @@ describe("HttpTransport", () => {
   });
 
   it("gives a long poll its wait on top of the timeout", async () => {
-    // The server is slower than timeoutMs alone allows, but within timeoutMs + extraTimeoutMs.
+    // The server answers later than timeoutMs alone allows: its timer starts after the transport's, so it
+    // fires after it however loaded the machine is. The wait added on top is far beyond any stall.
     const target = await server((_req, res) => {
-      setTimeout(() => json(res, 200, { id: "J" }), 150);
+      setTimeout(() => json(res, 200, { id: "J" }), 40);
     });
     const transport = new HttpTransport({ baseUrl: target.url, timeoutMs: 20 });
-    expect(await transport.json({ method: "GET", path: "/jobs/J", extraTimeoutMs: 5_000 })).to.deep.equal({ id: "J" });
+    expect(await transport.json({ method: "GET", path: "/jobs/J", extraTimeoutMs: 60_000 })).to.deep.equal({
+      id: "J",
+    });
   });
 
   it("rejects with the caller's abort reason, before sending when already aborted", async () => {
@@ -243,17 +246,34 @@ describe("HttpTransport", () => {
   });
 
   it("limits an NDJSON stream's wait for headers only, not the stream's length", async () => {
-    const target = await server((_req, res) => {
-      res.writeHead(200, { "content-type": "application/x-ndjson" });
-      res.write('{"n":1}\n');
-      // Later than the 20 ms timeout: a stream follows a job for as long as it runs.
-      setTimeout(() => res.end('{"n":2}\n'), 150);
-    });
-    const transport = new HttpTransport({ baseUrl: target.url, timeoutMs: 20 });
-    const lines: unknown[] = [];
-    for await (const line of transport.ndjson({ method: "GET", path: "/jobs/J/stream" })) lines.push(line);
+    // A fetch whose headers arrive at once (so the 20 ms limit cannot pass first, however loaded the machine
+    // is), with a body that follows the request's signal as fetch's does and ends when the test says.
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const requests: RequestInit[] = [];
+    let finish: () => void = () => {};
+    const fetchNow: typeof fetch = async (_url, init) => {
+      requests.push(init!);
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(encode('{"n":1}\n'));
+          init!.signal!.addEventListener("abort", () => controller.error(init!.signal!.reason));
+          finish = () => {
+            controller.enqueue(encode('{"n":2}\n'));
+            controller.close();
+          };
+        },
+      });
+      return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
+    };
+    const transport = new HttpTransport({ baseUrl: "http://127.0.0.1:1", timeoutMs: 20, fetch: fetchNow });
+    const stream = transport.ndjson({ method: "GET", path: "/jobs/J/stream" });
+    const lines: unknown[] = [(await stream.next()).value];
+    // A timer set after the transport's 20 ms one fires after it: the stream has outlived the limit.
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    finish();
+    for await (const line of stream) lines.push(line);
     expect(lines).to.deep.equal([{ n: 1 }, { n: 2 }]);
-    expect(target.seen[0]?.headers.accept).to.equal("application/x-ndjson");
+    expect((requests[0]!.headers as Record<string, string>).Accept).to.equal("application/x-ndjson");
   });
 
   it("refuses a token that cannot be a header value without quoting it", () => {

@@ -37,7 +37,11 @@ export interface AppDeps {
   databaseFile?: Pick<DatabaseFileWatch, "check">;
 }
 
-/** Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. */
+/**
+ * Builds the gateway's Express app from its dependencies, so tests drive the real thing with supertest. It
+ * serves every route but POST /jobs and the pass-through routes, whose only entrance is the request listener
+ * below.
+ */
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable("x-powered-by");
@@ -46,10 +50,6 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRoutes(deps));
   app.use(rootRoutes());
   app.use(requireApiToken(deps.config.apiToken));
-  const dispatch = createPassthroughDispatcher(deps);
-  app.use((req, res, next) => {
-    if (!dispatch(req, res)) next();
-  });
   // One batcher per app: jobs created through any route share its group commits.
   const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);
   const metrics = deps.metrics ?? createGatewayMetrics(deps.store);
@@ -64,9 +64,9 @@ export function createApp(deps: AppDeps): Express {
 }
 
 /**
- * The production request listener: pass-through routes (the proxy's hot path) are dispatched on the raw
- * request without Express's per-request setup; every other request, and any that is not authorized, goes
- * through the Express app, which answers it (or its 401) the same way.
+ * The production request listener: POST /jobs (the submission hot path) and the pass-through routes (the
+ * proxy's hot path) are dispatched on the raw request without Express's per-request setup; every other
+ * request, and any that is not authorized, goes through the Express app, which answers it (or its 401).
  */
 export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);

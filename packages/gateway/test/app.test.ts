@@ -77,7 +77,7 @@ describe("gateway app", () => {
     const after = await request(built.app).get("/readyz");
     expect(after.status).to.equal(200);
     expect(after.body.status).to.equal("ready");
-    // An unreachable target does not make foreman unready: jobs still queue (SPEC §2.4). The body says
+    // An unreachable target does not make foreman unready: jobs still queue. The body says
     // since when it is down and how many jobs wait.
     expect(after.body.target).to.deep.equal({
       reachable: false,

@@ -7,7 +7,8 @@ import { WEBHOOK_DEFAULTS } from "./webhook-defaults.js";
 import { webhookSecretProblem } from "./webhook-secret.js";
 
 /**
- * Configuration is read once, at start, from FOREMAN_* variables only (SPEC §2.3) into a frozen object
+ * Configuration is read once, at start, from FOREMAN_* variables only (never a bare OLLAMA_* one, which
+ * belongs to the Ollama host) into a frozen object
  * that is passed to whatever needs it. Each key carries its own example so a bad value can be reported in
  * one line that says how to fix it.
  */

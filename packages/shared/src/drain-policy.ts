@@ -1,5 +1,7 @@
+import { normalizeModelName, sameModel } from "./model-name.js";
+
 /**
- * Drain-by-model (SPEC §1, ADR 0007): which queued job the single worker runs next. Pure, so tests feed it
+ * Drain-by-model (ADR 0007): which queued job the single worker runs next. Pure, so tests feed it
  * tables of worked examples, and the SQL claim (store/claim.ts) implements exactly this on two indexed rows.
  *
  * 1. If the oldest queued job has waited at least `starvationMs`, it runs, whatever its model: no job
@@ -25,8 +27,8 @@ export function pickNext(
   if (!oldest) return null;
   if (now - oldest.createdAt >= starvationMs) return oldest;
   if (resident !== null) {
-    const sameModel = queue.find((job) => job.model === resident);
-    if (sameModel) return sameModel;
+    const forResident = queue.find((job) => sameModel(job.model, resident));
+    if (forResident) return forResident;
   }
   return oldest;
 }
@@ -47,13 +49,15 @@ export function drainOrder(
   const order: QueuedJobRef[] = [];
   let i = 0;
   while (i < queue.length && now - queue[i]!.createdAt >= starvationMs) order.push(queue[i++]!);
-  const current = order.length > 0 ? order.at(-1)!.model : resident;
+  const last = order.length > 0 ? order.at(-1)!.model : resident;
+  const current = last === null ? null : normalizeModelName(last);
   const byModel = new Map<string, QueuedJobRef[]>();
   for (; i < queue.length; i++) {
     const job = queue[i]!;
-    const group = byModel.get(job.model);
+    const model = normalizeModelName(job.model);
+    const group = byModel.get(model);
     if (group) group.push(job);
-    else byModel.set(job.model, [job]);
+    else byModel.set(model, [job]);
   }
   if (current !== null && byModel.has(current)) {
     order.push(...byModel.get(current)!);

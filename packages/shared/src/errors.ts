@@ -66,13 +66,6 @@ export class UnavailableError extends ForemanError {
   }
 }
 
-/** The Ollama target could not be reached; transient by design (SPEC §2.4). */
-export class TargetUnreachableError extends ForemanError {
-  constructor(detail: string) {
-    super(`ollama target unreachable: ${detail}`, 502);
-  }
-}
-
 /** A FOREMAN_* variable holds a bad value; the message is the one line printed before exiting. */
 export class ConfigError extends Error {
   constructor(message: string) {

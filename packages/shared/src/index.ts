@@ -29,6 +29,7 @@ export * from "./store/system-events.js";
 export * from "./store/target.js";
 export * from "./store/transitions.js";
 export * from "./store/worker-lease.js";
+export * from "./target-connection.js";
 export * from "./transition-log.js";
 export * from "./wake.js";
 export * from "./webhook-address-policy.js";

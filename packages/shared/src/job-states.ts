@@ -1,14 +1,16 @@
 import { IllegalTransitionError } from "./errors.js";
 
 /**
- * The job state machine (SPEC §5.2). This module is the only owner of which states exist, which moves
+ * The job state machine: queued → loading → working → done | failed | canceled. This module is the only owner of which states exist, which moves
  * between them are legal and which webhook event each state emits; the store applies transitions through
  * `assertTransition` inside the same transaction that writes the history row and the outbox row.
  */
 export const JOB_STATES = ["queued", "loading", "working", "done", "failed", "canceled"] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
-export const TERMINAL_STATES: readonly JobState[] = ["done", "failed", "canceled"];
+export const TERMINAL_STATES = ["done", "failed", "canceled"] as const satisfies readonly JobState[];
+/** A state a job never leaves. */
+export type TerminalState = (typeof TERMINAL_STATES)[number];
 
 const ALLOWED: Readonly<Record<JobState, readonly JobState[]>> = {
   // A queued job is claimed (loading) or canceled before it starts. It never fails without running:
@@ -30,8 +32,8 @@ export function isJobState(value: unknown): value is JobState {
   return typeof value === "string" && (JOB_STATES as readonly string[]).includes(value);
 }
 
-export function isTerminal(state: JobState): boolean {
-  return TERMINAL_STATES.includes(state);
+export function isTerminal(state: JobState): state is TerminalState {
+  return (TERMINAL_STATES as readonly JobState[]).includes(state);
 }
 
 export function canTransition(from: JobState, to: JobState): boolean {
@@ -42,11 +44,7 @@ export function assertTransition(from: JobState, to: JobState, jobId?: string): 
   if (!canTransition(from, to)) throw new IllegalTransitionError(from, to, jobId);
 }
 
-export function allowedTransitions(from: JobState): readonly JobState[] {
-  return ALLOWED[from];
-}
-
-/** Every state entered emits exactly one event, named after the state (SPEC §5.3). */
+/** Every state entered emits exactly one event, named after the state. */
 export function eventForState(state: JobState): JobEventType {
   return `job.${state}`;
 }

@@ -1,4 +1,6 @@
 import { displayUrl } from "./display-url.js";
+import { isTerminal, type JobEventType } from "./job-states.js";
+import type { Metrics } from "./ollama-types.js";
 import type { ArtifactRecord } from "./store/artifacts.js";
 import type { JobRecord } from "./store/jobs.js";
 import type { DeliveryView } from "./store/outbox.js";
@@ -17,7 +19,7 @@ export function artifactUrl(jobId: string, name: string): string {
 }
 
 /**
- * The job as API callers and webhook receivers see it (SPEC §5.2): secrets, the raw request and internal
+ * The job as API callers and webhook receivers see it: secrets, the raw request and internal
  * columns are left out; timestamps are ISO strings; artifacts carry their URLs; a result too large to
  * inline is replaced by `result_url`.
  */
@@ -37,10 +39,8 @@ export function toJobView(job: JobRecord, extras: JobViewExtras = {}) {
     model: job.model,
     state: job.state,
     ...(extras.position !== undefined && job.state === "queued" ? { position: extras.position } : {}),
-    ...(job.cancelRequestedAt !== null && !["done", "failed", "canceled"].includes(job.state)
-      ? { cancel_requested: true }
-      : {}),
-    created_at: iso(job.createdAt),
+    ...(job.cancelRequestedAt !== null && !isTerminal(job.state) ? { cancel_requested: true } : {}),
+    created_at: new Date(job.createdAt).toISOString(),
     queued_at: iso(job.queuedAt),
     loading_at: iso(job.loadingAt),
     working_at: iso(job.workingAt),
@@ -49,7 +49,7 @@ export function toJobView(job: JobRecord, extras: JobViewExtras = {}) {
     max_attempts: job.maxAttempts,
     error: job.error,
     metadata: job.metadata,
-    metrics: job.metrics,
+    metrics: job.metrics as Metrics | null,
     result: job.result ?? null,
     ...(job.result == null && resultArtifact ? { result_url: resultArtifact.url } : {}),
     artifacts,
@@ -57,7 +57,8 @@ export function toJobView(job: JobRecord, extras: JobViewExtras = {}) {
       ? {
           // The user and password of a webhook URL are credentials: sent as Basic auth, never shown.
           url: displayUrl(job.webhook.url),
-          events: job.webhook.events ?? null,
+          // POST /jobs accepts only event types (job-request.ts), so the stored strings are ones.
+          events: (job.webhook.events as JobEventType[] | undefined) ?? null,
           ...(extras.deliveries
             ? {
                 deliveries: extras.deliveries.map((d) => ({

@@ -1,6 +1,7 @@
 /**
- * Ollama's native HTTP API wire types: request and response bodies exactly as they travel,
- * with Ollama's own field names (`eval_count`, `done_reason`, `keep_alive`, ...).
+ * Ollama's HTTP API wire types, the ones foreman reads or holds its client's copies to, exactly as they
+ * travel, with Ollama's own field names (`eval_count`, `done_reason`, `keep_alive`, ...). A type nothing
+ * uses is not kept here: add it from the sources below when it is needed.
  *
  * Sources: api/types.go and docs/api.md in ollama/ollama, src/interfaces.ts in ollama/ollama-js.
  * Go marks most response fields `omitempty`, so a field that is zero on the wire is simply absent:
@@ -25,7 +26,7 @@ export type KeepAlive = string | number;
 export type ThinkValue = boolean | "high" | "medium" | "low" | "max";
 
 /** `format`: `"json"` for JSON mode, or a JSON schema object for structured outputs. */
-export type Format = "json" | (string & {}) | Record<string, unknown>;
+export type Format = "json" | Record<string, unknown>;
 
 /** Model capabilities as `/api/show` reports them (types/model/capability.go). */
 export type Capability =
@@ -87,9 +88,6 @@ export interface Metrics {
   eval_duration?: number;
 }
 
-/** The metrics of a final (`done: true`) generation chunk, all present. */
-export type FinalMetrics = Required<Metrics>;
-
 export interface TokenLogprob {
   token: string;
   logprob: number;
@@ -129,7 +127,9 @@ export interface Message {
   tool_call_id?: string;
 }
 
+/** A JSON Schema property: the keys Ollama reads (api.ToolProperty) are typed, others pass through. */
 export interface ToolProperty {
+  [key: string]: unknown;
   anyOf?: ToolProperty[];
   type?: string | string[];
   items?: unknown;
@@ -161,29 +161,6 @@ export interface Tool {
 // POST /api/generate
 // ---------------------------------------------------------------------------------------------
 
-export interface GenerateRequest {
-  model: string;
-  /** Empty or absent: the request only loads the model (or unloads it with `keep_alive: 0`). */
-  prompt?: string;
-  suffix?: string;
-  system?: string;
-  template?: string;
-  /** Deprecated by Ollama, still accepted: the `context` of a previous response. */
-  context?: number[];
-  /** Streaming is the default; `false` answers with one `application/json` object. */
-  stream?: boolean;
-  raw?: boolean;
-  format?: Format;
-  keep_alive?: KeepAlive;
-  images?: string[];
-  options?: Options;
-  think?: ThinkValue;
-  truncate?: boolean;
-  shift?: boolean;
-  logprobs?: boolean;
-  top_logprobs?: number;
-}
-
 /** One NDJSON line of a generate stream, or the whole answer when `stream: false`. */
 export interface GenerateResponse extends Metrics {
   model: string;
@@ -201,28 +178,9 @@ export interface GenerateResponse extends Metrics {
   logprobs?: Logprob[];
 }
 
-/** The final chunk of a generate stream. */
-export type GenerateFinalResponse = GenerateResponse & FinalMetrics & { done: true; done_reason: DoneReason };
-
 // ---------------------------------------------------------------------------------------------
 // POST /api/chat
 // ---------------------------------------------------------------------------------------------
-
-export interface ChatRequest {
-  model: string;
-  /** Empty or absent: the request only loads the model (or unloads it with `keep_alive: 0`). */
-  messages?: Message[];
-  stream?: boolean;
-  format?: Format;
-  keep_alive?: KeepAlive;
-  tools?: Tool[];
-  options?: Options;
-  think?: ThinkValue;
-  truncate?: boolean;
-  shift?: boolean;
-  logprobs?: boolean;
-  top_logprobs?: number;
-}
 
 /** One NDJSON line of a chat stream, or the whole answer when `stream: false`. */
 export interface ChatResponse extends Metrics {
@@ -234,45 +192,6 @@ export interface ChatResponse extends Metrics {
   done: boolean;
   done_reason?: DoneReason;
   logprobs?: Logprob[];
-}
-
-/** The final chunk of a chat stream. */
-export type ChatFinalResponse = ChatResponse & FinalMetrics & { done: true; done_reason: DoneReason };
-
-// ---------------------------------------------------------------------------------------------
-// POST /api/embed and the legacy POST /api/embeddings
-// ---------------------------------------------------------------------------------------------
-
-export interface EmbedRequest {
-  model: string;
-  input: string | string[];
-  /** Default true: inputs longer than the context are cut; false makes them an error. */
-  truncate?: boolean;
-  /** Cut each (normalized) vector to this many dimensions. */
-  dimensions?: number;
-  keep_alive?: KeepAlive;
-  options?: Options;
-}
-
-export interface EmbedResponse {
-  model: string;
-  embeddings: number[][];
-  total_duration?: number;
-  load_duration?: number;
-  prompt_eval_count?: number;
-}
-
-/** Legacy single-prompt embedding request (Go: api.EmbeddingRequest). */
-export interface EmbeddingsRequest {
-  model: string;
-  /** Empty or absent: the request only loads the model. */
-  prompt?: string;
-  keep_alive?: KeepAlive;
-  options?: Options;
-}
-
-export interface EmbeddingsResponse {
-  embedding: number[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,10 +224,6 @@ export interface ListModelResponse {
   capabilities?: Capability[];
 }
 
-export interface ListResponse {
-  models: ListModelResponse[];
-}
-
 /** An entry of `GET /api/ps`: a model loaded right now. */
 export interface ProcessModelResponse {
   name: string;
@@ -327,16 +242,6 @@ export interface ProcessModelResponse {
 
 export interface ProcessResponse {
   models: ProcessModelResponse[];
-}
-
-export interface ShowRequest {
-  model: string;
-  /** Deprecated alias of `model`, still accepted. */
-  name?: string;
-  system?: string;
-  template?: string;
-  verbose?: boolean;
-  options?: Options;
 }
 
 export interface ShowResponse {
@@ -361,79 +266,6 @@ export interface ShowResponse {
 
 export interface VersionResponse {
   version: string;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Model management: pull, push, create, copy, delete
-// ---------------------------------------------------------------------------------------------
-
-export interface PullRequest {
-  model?: string;
-  /** Deprecated alias of `model`; ollama-js still sends this one. */
-  name?: string;
-  insecure?: boolean;
-  stream?: boolean;
-}
-
-export interface PushRequest {
-  model?: string;
-  name?: string;
-  insecure?: boolean;
-  stream?: boolean;
-}
-
-/**
- * One progress line of pull, push or create ("pulling manifest", "pulling <digest prefix>" with
- * digest/total/completed, "verifying sha256 digest", "writing manifest", "success").
- */
-export interface ProgressResponse {
-  status: string;
-  digest?: string;
-  total?: number;
-  completed?: number;
-}
-
-export interface CreateRequest {
-  model: string;
-  /** Deprecated alias of `model`. */
-  name?: string;
-  from?: string;
-  stream?: boolean;
-  quantize?: string;
-  files?: Record<string, string>;
-  adapters?: Record<string, string>;
-  template?: string;
-  license?: string | string[];
-  system?: string;
-  parameters?: Record<string, unknown>;
-  messages?: Message[];
-  renderer?: string;
-  parser?: string;
-  requires?: string;
-  info?: Record<string, unknown>;
-}
-
-export interface CopyRequest {
-  source: string;
-  destination: string;
-}
-
-export interface DeleteRequest {
-  model?: string;
-  /** Deprecated alias of `model`; ollama-js still sends this one. */
-  name?: string;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Every Ollama error body, and also the shape of an error line inside an NDJSON stream once
- * the 200 status has gone out.
- */
-export interface ErrorResponse {
-  error: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,23 +306,6 @@ export interface OpenAIToolCall {
   function: { name: string; arguments: string };
 }
 
-export interface OpenAIChatCompletionRequest {
-  model: string;
-  messages: OpenAIMessage[];
-  stream?: boolean;
-  stream_options?: { include_usage: boolean } | null;
-  max_tokens?: number | null;
-  seed?: number | null;
-  stop?: string | string[] | null;
-  temperature?: number | null;
-  frequency_penalty?: number | null;
-  presence_penalty?: number | null;
-  top_p?: number | null;
-  response_format?: { type: string; json_schema?: { schema: unknown } } | null;
-  tools?: Tool[];
-  reasoning_effort?: string | null;
-}
-
 export interface OpenAIChatCompletion {
   id: string;
   object: "chat.completion";
@@ -515,21 +330,6 @@ export interface OpenAIChatCompletionChunk {
   usage?: OpenAIUsage;
 }
 
-export interface OpenAICompletionRequest {
-  model: string;
-  prompt: string;
-  stream?: boolean;
-  stream_options?: { include_usage: boolean } | null;
-  max_tokens?: number | null;
-  seed?: number | null;
-  stop?: string | string[] | null;
-  temperature?: number | null;
-  top_p?: number;
-  frequency_penalty?: number;
-  presence_penalty?: number;
-  suffix?: string;
-}
-
 export interface OpenAICompletion {
   id: string;
   /** Both the whole answer and each streamed chunk say "text_completion". */
@@ -539,13 +339,6 @@ export interface OpenAICompletion {
   system_fingerprint: string;
   choices: Array<{ text: string; index: number; finish_reason: string | null }>;
   usage?: OpenAIUsage;
-}
-
-export interface OpenAIEmbeddingRequest {
-  model: string;
-  input: string | string[];
-  dimensions?: number;
-  encoding_format?: "float" | "base64";
 }
 
 export interface OpenAIEmbeddingList {

@@ -2,7 +2,7 @@ import { type ForemanConfig, loadConfig, redactConfig } from "./config.js";
 import { ConfigError } from "./errors.js";
 import { createLoggerFromConfig, type Logger } from "./logger.js";
 import { type DatabaseFileWatch, watchDatabaseFile } from "./store/db-file-watch.js";
-import { openStore, type StoreOptions } from "./store/store.js";
+import { openStore, type Store, type StoreOptions } from "./store/store.js";
 
 /**
  * Files a foreman process creates (database, relays, artifacts, the wake file) and the directories that hold
@@ -46,16 +46,7 @@ export function startProcess(
   restrictNewFilesToOwner();
   const config = loadConfigOrExit(service);
   const logger = createLoggerFromConfig(config, service);
-  const store = openStore({
-    dbPath: config.dbPath,
-    synchronous: config.dbSynchronous,
-    workerStaleMs: config.workerStaleMs,
-    defaultMaxAttempts: config.maxAttempts,
-    onTransition: onTransition(logger),
-  });
-  if (store.migration.applied.length > 0) {
-    logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
-  }
+  const store = openConfiguredStore(config, logger, onTransition(logger));
   const databaseFile = exitWhenDatabaseFileLost(config, logger);
   logger.debug("configuration", { config: redactConfig(config) });
   return { config, logger, store, databaseFile };
@@ -75,6 +66,25 @@ export function loadConfigOrExit(service: string, env: NodeJS.ProcessEnv = proce
     }
     throw err;
   }
+}
+
+/** Opens the store as the configuration says (applying pending migrations) and logs what it migrated. */
+export function openConfiguredStore(
+  config: ForemanConfig,
+  logger: Logger,
+  onTransition: StoreOptions["onTransition"],
+): Store {
+  const store = openStore({
+    dbPath: config.dbPath,
+    synchronous: config.dbSynchronous,
+    workerStaleMs: config.workerStaleMs,
+    defaultMaxAttempts: config.maxAttempts,
+    onTransition,
+  });
+  if (store.migration.applied.length > 0) {
+    logger.info("database migrated", { from: store.migration.from, to: store.migration.to, db: config.dbPath });
+  }
+  return store;
 }
 
 /**

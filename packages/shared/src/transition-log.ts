@@ -3,7 +3,7 @@ import type { Logger } from "./logger.js";
 import type { JobRecord } from "./store/jobs.js";
 
 /**
- * The one log line per job state transition (SPEC §5.4), with the job id, model and the timings known at
+ * The one log line per job state transition, with the job id, model and the timings known at
  * that point: time spent queued, loading and working, and the target's load duration once it is known.
  */
 export function logTransitions(logger: Logger) {

@@ -8,7 +8,7 @@ import { WEBHOOK_DEFAULTS, webhookSettings } from "../src/webhook-defaults.js";
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 
 describe("config", () => {
-  it("applies SPEC §4 defaults", () => {
+  it("applies the documented defaults", () => {
     const c = loadConfig({});
     expect(c.host).to.equal("127.0.0.1");
     expect(c.port).to.equal(11435);

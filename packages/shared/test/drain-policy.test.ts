@@ -36,6 +36,12 @@ describe("drain-policy", () => {
       expected: "2",
     },
     { name: "oldest is the resident model", queue: q(["1", "a", 30], ["2", "b", 20]), resident: "a", expected: "1" },
+    {
+      name: "a name without its tag is the :latest model",
+      queue: q(["1", "b:latest", 30], ["2", "a:latest", 20]),
+      resident: "a",
+      expected: "2",
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -51,6 +57,11 @@ describe("drain-policy", () => {
     const drained = drainOrder(queue, null, T0, STARVE);
     const drainSwitches = drained.filter((j, i) => i === 0 || drained[i - 1]!.model !== j.model).length;
     expect([fifoSwitches, drainSwitches]).to.deep.equal([6, 3]);
+  });
+
+  it("follows the resident model whether or not its name carries the tag", () => {
+    const queue = q(["1", "b:latest", 30], ["2", "a:latest", 20]);
+    expect(drainOrder(queue, "a", T0, STARVE).map((j) => j.id)).to.deep.equal(["2", "1"]);
   });
 });
 

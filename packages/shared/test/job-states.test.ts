@@ -41,7 +41,7 @@ describe("job-states", () => {
     }
   }
 
-  it("has exactly the six states of SPEC §5.2, three of them terminal", () => {
+  it("has exactly six states, three of them terminal", () => {
     expect([...JOB_STATES]).to.deep.equal(["queued", "loading", "working", "done", "failed", "canceled"]);
     expect(JOB_STATES.filter((s: JobState) => isTerminal(s))).to.deep.equal(["done", "failed", "canceled"]);
   });

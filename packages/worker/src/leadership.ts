@@ -10,7 +10,7 @@ export interface LeadershipOptions {
   onActive?: () => void;
   /** Called when this worker loses the lease (it stalled past the stale bound and another took over). */
   onLost?: () => void;
-  /** The job this worker is running, written with each heartbeat for the status route. */
+  /** The job this worker is running, written with each heartbeat for the readiness route. */
   currentJobId?: () => string | null;
   /** This worker's id in the lease (a fresh ULID when not given). */
   workerId?: string;
@@ -19,7 +19,7 @@ export interface LeadershipOptions {
 }
 
 /**
- * Keeps SPEC §2.6: exactly one active worker per database. The active worker renews the lease with each
+ * Exactly one active worker per database. The active worker renews the lease with each
  * heartbeat; any other worker stays a standby, says so once in its log, and retries on the same beat, so it
  * takes over as soon as the active one stops or its heartbeat goes stale.
  */

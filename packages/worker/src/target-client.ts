@@ -1,6 +1,6 @@
 import http from "node:http";
 import https from "node:https";
-import type { ProcessResponse, VersionResponse } from "@foreman/shared";
+import { type ProcessResponse, requestTarget, type VersionResponse } from "@foreman/shared";
 import fetch, { type RequestInit, type Response } from "node-fetch";
 
 export interface TargetClientOptions {
@@ -27,7 +27,10 @@ export class TargetResponseError extends Error {
 export class ConnectError extends Error {
   constructor(
     message: string,
-    /** The request went out on a pooled connection the target had closed: worth one immediate retry. */
+    /**
+     * The request went out on a pooled connection the target had closed, and so did its retry (openStream
+     * sends such a request once more by itself).
+     */
     readonly reusedSocket: boolean,
   ) {
     super(message);
@@ -74,48 +77,42 @@ export function createTargetClient(options: TargetClientOptions) {
 
   /**
    * Starts a generation request and resolves with the target's response as soon as its headers arrive, so
-   * the caller can relay the body chunk by chunk. Rejects with a ConnectError when the target could not be
+   * the caller can relay the body chunk by chunk. A request that went out on a pooled socket the target had
+   * closed while idle is sent once more by itself. Rejects with a ConnectError when the target could not be
    * reached at all (nothing was generated, so the job may be retried without spending an attempt).
    */
   function openStream(path: string, body: string, signal: AbortSignal): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = request({
-        protocol: target.protocol,
-        hostname: target.hostname,
-        port: target.port || (target.protocol === "https:" ? 443 : 80),
-        path: target.pathname.replace(/\/+$/, "") + path,
-        method: "POST",
-        agent,
-        headers: { ...headers, "content-length": Buffer.byteLength(body) },
-        signal,
+      requestTarget({
+        connectTimeoutMs: options.timeoutMs,
+        send() {
+          const req = request({
+            protocol: target.protocol,
+            hostname: target.hostname,
+            port: target.port || (target.protocol === "https:" ? 443 : 80),
+            path: target.pathname.replace(/\/+$/, "") + path,
+            method: "POST",
+            agent,
+            headers: { ...headers, "content-length": Buffer.byteLength(body) },
+            signal,
+          });
+          // A hung target, or a connection half-open after its host went away, would hold the only worker
+          // forever: no byte for this long ends the request, before or after the answer began.
+          const idleMs = options.idleTimeoutMs ?? 300_000;
+          req.setTimeout(idleMs, () => req.destroy(new Error(`no data from the target for ${idleMs} ms`)));
+          req.end(body);
+          return req;
+        },
+        mayRetry: () => !signal.aborted,
+        onResponse: resolve,
+        onError(err, staleSocket) {
+          reject(
+            signal.aborted
+              ? err
+              : new ConnectError(err.code ? `${err.code}: ${err.message}` : err.message, staleSocket),
+          );
+        },
       });
-      // A hung target, or a connection half-open after its host went away, would hold the only worker
-      // forever: no byte for this long ends the request, before or after the answer began.
-      const idleMs = options.idleTimeoutMs ?? 300_000;
-      req.setTimeout(idleMs, () => req.destroy(new Error(`no data from the target for ${idleMs} ms`)));
-      let connectTimer: NodeJS.Timeout | undefined;
-      req.on("socket", (socket) => {
-        if (!socket.connecting) return;
-        connectTimer = setTimeout(
-          () =>
-            req.destroy(
-              Object.assign(new Error(`connect timed out after ${options.timeoutMs} ms`), { code: "ETIMEDOUT" }),
-            ),
-          options.timeoutMs,
-        );
-        socket.once("connect", () => clearTimeout(connectTimer));
-      });
-      req.on("response", (res) => {
-        clearTimeout(connectTimer);
-        resolve(res);
-      });
-      req.on("error", (err: NodeJS.ErrnoException) => {
-        clearTimeout(connectTimer);
-        // Only a reset on a pooled socket means "closed while idle, never arrived"; a timeout does not.
-        const stale = req.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE");
-        reject(signal.aborted ? err : new ConnectError(err.code ? `${err.code}: ${err.message}` : err.message, stale));
-      });
-      req.end(body);
     });
   }
 

@@ -1,4 +1,4 @@
-import type { Logger, ResidentModel, Store } from "@foreman/shared";
+import { type Logger, type ResidentModel, type Store, sameModel } from "@foreman/shared";
 import type { TargetClient } from "./target-client.js";
 
 export interface TargetPollerOptions {
@@ -31,8 +31,8 @@ export interface PollResult {
 }
 
 /**
- * Watches the target (SPEC §2.1, §2.4): polls /api/version and /api/ps, records what it saw for the
- * gateway's readiness and status routes, logs each up/down change once, and keeps the embedder resident
+ * Watches the target: polls /api/version and /api/ps, records what it saw for the gateway's readiness
+ * route, logs each up/down change once, and keeps the embedder resident
  * by pinning it (`keep_alive: -1`) whenever /api/ps does not list it. An unreachable target is only ever
  * recorded and logged: it never stops the worker.
  */
@@ -108,7 +108,8 @@ export function createTargetPoller(options: TargetPollerOptions) {
       let ps = await client.ps();
       let pinned = false;
       const embedModel = options.embedModel;
-      if (embedModel && !ps.models.some((m) => m.name === embedModel || m.model === embedModel)) {
+      // /api/ps names models with their tag ("nomic-embed-text:latest") whatever the load request said.
+      if (embedModel && !ps.models.some((m) => sameModel(m.name, embedModel) || sameModel(m.model, embedModel))) {
         await client.loadEmbedder(embedModel, -1);
         pinned = true;
         logger.info("embedder pinned", { model: embedModel, reason: "missing from /api/ps" });

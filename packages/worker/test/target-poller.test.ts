@@ -4,7 +4,8 @@ import { PassThrough } from "node:stream";
 import { createLogger, openStore, type Store } from "@foreman/shared";
 import { expect } from "chai";
 import { makeTempDir } from "../../../test/temp-dirs.js";
-import type { TargetClient } from "../src/target-client.js";
+import { type Simulator, startSimulator } from "../../ollama-sim/src/index.js";
+import { createTargetClient, type TargetClient } from "../src/target-client.js";
 import { createTargetPoller } from "../src/target-poller.js";
 
 /** A target that is up or down on command and tracks what is resident. */
@@ -31,7 +32,7 @@ function fakeTarget() {
   return { state, client };
 }
 
-function setup(embedModel?: string) {
+function setup(embedModel?: string, client?: TargetClient) {
   const dir = makeTempDir("foreman-poller-");
   const store = openStore({ dbPath: path.join(dir, "foreman.db") });
   const lines: Array<{ message: string; level: string }> = [];
@@ -41,7 +42,7 @@ function setup(embedModel?: string) {
   });
   const logger = createLogger({ service: "worker", stream });
   const target = fakeTarget();
-  const poller = createTargetPoller({ client: target.client, store, logger, intervalMs: 10_000, embedModel });
+  const poller = createTargetPoller({ client: client ?? target.client, store, logger, intervalMs: 10_000, embedModel });
   return { store, lines, target, poller };
 }
 
@@ -116,6 +117,23 @@ describe("target-poller", () => {
     const result = await s.poller.runOnce();
     expect(result.pinned).to.equal(true);
     expect(s.target.state.pins).to.equal(2);
+  });
+
+  it("pins an embedder configured without its tag once, though /api/ps lists it as name:latest", async () => {
+    const sim: Simulator = await startSimulator({ loadMs: 5 });
+    const client = createTargetClient({ baseUrl: sim.url, token: undefined, timeoutMs: 5_000 });
+    try {
+      const s = setup("nomic-embed-text", client);
+      store = s.store;
+      expect((await s.poller.runOnce()).pinned, "first poll: not resident yet").to.equal(true);
+      expect((await s.poller.runOnce()).pinned, "second poll: resident as nomic-embed-text:latest").to.equal(false);
+      await s.poller.runOnce();
+      expect(sim.stats().loads.total).to.equal(1);
+      expect(s.lines.filter((l) => l.message === "embedder pinned")).to.have.length(1);
+    } finally {
+      client.close();
+      await sim.close();
+    }
   });
 
   it("shares one poll between concurrent callers", async () => {

@@ -20,8 +20,8 @@ export const QUEUE_FULL_RETRY_AFTER_S = 30;
 
 /**
  * Group commit for job creation: the jobs requested within one turn of the event loop are committed in a
- * single transaction, and each caller is answered only after that commit (SPEC §2.5 still holds: nothing
- * gets a 2xx before it is durable). Under load this turns one WAL write per job into one per burst; alone,
+ * single transaction, and each caller is answered only after that commit (accepted still means durable:
+ * nothing gets a 2xx before it is committed). Under load this turns one WAL write per job into one per burst; alone,
  * a request waits for nothing but its own commit.
  *
  * It is also where the queue's bounds are enforced, for every route that creates a job: a new job is

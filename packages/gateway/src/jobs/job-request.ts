@@ -20,7 +20,7 @@ const message = Joi.object({
   tool_name: Joi.string().optional(),
 }).unknown(true);
 
-/** POST /jobs (SPEC §5.2): what a batch caller may send, with errors that name the field. */
+/** POST /jobs: what a batch caller may send, with errors that name the field. */
 const schema = Joi.object({
   model: Joi.string().min(1).required(),
   messages: Joi.array().items(message),
@@ -31,7 +31,7 @@ const schema = Joi.object({
   options: Joi.object().unknown(true),
   format: Joi.alternatives(Joi.string().valid("json"), Joi.object().unknown(true)),
   tools: Joi.array().items(Joi.object().unknown(true)),
-  think: Joi.alternatives(Joi.boolean(), Joi.string().valid("high", "medium", "low")),
+  think: Joi.alternatives(Joi.boolean(), Joi.string().valid("high", "medium", "low", "max")),
   keep_alive: Joi.alternatives(Joi.string(), Joi.number()),
   stream: Joi.boolean(),
   metadata: Joi.object().unknown(true),

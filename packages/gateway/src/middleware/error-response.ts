@@ -1,10 +1,13 @@
 import { ForemanError, UnavailableError } from "@foreman/shared";
+import { bodyTooLargeMessage } from "../raw-http.js";
 
 interface BodyParserError {
   type?: string;
   status?: number;
   expose?: boolean;
   message?: string;
+  /** The byte limit a too-large body passed. */
+  limit?: number;
 }
 
 /**
@@ -40,8 +43,10 @@ export function errorResponse(err: unknown): ErrorAnswer {
   if (parserError?.type === "entity.parse.failed") {
     return { status: 400, error: `invalid JSON body: ${parserError.message ?? "parse error"}`, unexpected: false };
   }
-  if (parserError?.type === "entity.too.large")
-    return { status: 413, error: "request body too large", unexpected: false };
+  if (parserError?.type === "entity.too.large") {
+    const error = parserError.limit === undefined ? "request body too large" : bodyTooLargeMessage(parserError.limit);
+    return { status: 413, error, unexpected: false };
+  }
   if (parserError?.expose && parserError.status && parserError.status < 500) {
     return { status: parserError.status, error: parserError.message ?? "bad request", unexpected: false };
   }

@@ -1,6 +1,7 @@
 import http from "node:http";
 import https from "node:https";
-import type { Logger } from "@foreman/shared";
+import { type Logger, requestTarget } from "@foreman/shared";
+import { sendJsonError } from "../raw-http.js";
 
 export interface TargetProxyOptions {
   targetUrl: string;
@@ -14,7 +15,7 @@ export interface ForwardOptions {
   path?: string;
   /** A body to send instead of streaming the incoming one (already read and possibly rewritten). */
   body?: Buffer;
-  /** A label for logs and metrics. */
+  /** A label for logs. */
   route?: string;
 }
 
@@ -62,12 +63,7 @@ export function createTargetProxy(options: TargetProxyOptions) {
   const basePath = target.pathname.replace(/\/+$/, "");
   const auth = options.token ? `Bearer ${options.token}` : undefined;
 
-  function forward(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    forwardOptions: ForwardOptions = {},
-    retried = false,
-  ): void {
+  function forward(req: http.IncomingMessage, res: http.ServerResponse, forwardOptions: ForwardOptions = {}): void {
     const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
     const route = forwardOptions.route ?? url;
     const headers = forwardableHeaders(req.headers, DROP_REQUEST);
@@ -82,71 +78,50 @@ export function createTargetProxy(options: TargetProxyOptions) {
       headers["transfer-encoding"] = "chunked";
     }
 
-    const upstream = request({
-      protocol: target.protocol,
-      hostname: target.hostname,
-      port: target.port || (isHttps ? 443 : 80),
-      method: req.method,
-      path: basePath + (forwardOptions.path ?? url),
-      headers,
-      agent,
-    });
-
-    let connectTimer: NodeJS.Timeout | undefined;
-    upstream.on("socket", (socket) => {
-      // Reused keep-alive sockets are already connected; only a new connection can hang in SYN.
-      if (!socket.connecting) return;
-      connectTimer = setTimeout(() => {
-        upstream.destroy(
-          Object.assign(new Error(`connect timed out after ${options.connectTimeoutMs} ms`), { code: "ETIMEDOUT" }),
-        );
-      }, options.connectTimeoutMs);
-      socket.once("connect", () => clearTimeout(connectTimer));
-    });
-
-    upstream.on("response", (answer) => {
-      clearTimeout(connectTimer);
-      // Stream chunk by chunk: headers go out at once so NDJSON progress (e.g. /api/pull) reaches the caller live.
-      res.writeHead(answer.statusCode ?? 502, forwardableHeaders(answer.headers, DROP_RESPONSE));
-      answer.pipe(res);
-      answer.on("error", () => res.destroy());
-    });
-
-    upstream.on("error", (err: NodeJS.ErrnoException) => {
-      clearTimeout(connectTimer);
-      // A pooled keep-alive socket the target closed while idle (it restarted, or slept): the request never
-      // reached it, so send it once more on a fresh connection when its body can be replayed.
-      const replayable = body !== undefined || req.method === "GET" || req.method === "HEAD";
-      if (!retried && upstream.reusedSocket && replayable && (err.code === "ECONNRESET" || err.code === "EPIPE")) {
-        if (!res.headersSent && !res.destroyed) {
-          forward(req, res, forwardOptions, true);
+    // A body read whole, or none, can be sent again; a streamed one has gone with its first attempt.
+    const replayable = body !== undefined || req.method === "GET" || req.method === "HEAD";
+    let upstream: http.ClientRequest | undefined;
+    requestTarget({
+      connectTimeoutMs: options.connectTimeoutMs,
+      send() {
+        upstream = request({
+          protocol: target.protocol,
+          hostname: target.hostname,
+          port: target.port || (isHttps ? 443 : 80),
+          method: req.method,
+          path: basePath + (forwardOptions.path ?? url),
+          headers,
+          agent,
+        });
+        if (body) upstream.end(body);
+        else if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) upstream.end();
+        else req.pipe(upstream);
+        return upstream;
+      },
+      mayRetry: () => replayable && !res.headersSent && !res.destroyed,
+      onResponse(answer) {
+        // Stream chunk by chunk: headers go out at once so NDJSON progress (e.g. /api/pull) reaches the caller live.
+        res.writeHead(answer.statusCode ?? 502, forwardableHeaders(answer.headers, DROP_RESPONSE));
+        answer.pipe(res);
+        answer.on("error", () => res.destroy());
+      },
+      onError(err) {
+        if (res.headersSent) {
+          // Mid-stream loss: end the caller's response abruptly so it sees a truncated stream, not a clean end.
+          res.destroy();
           return;
         }
-      }
-      if (res.headersSent) {
-        // Mid-stream loss: end the caller's response abruptly so it sees a truncated stream, not a clean end.
-        res.destroy();
-        return;
-      }
-      if (res.destroyed || res.writableEnded) return;
-      const detail = err.code ? `${err.code}: ${err.message}` : err.message;
-      options.logger.warn("target request failed", { route, error: detail });
-      const payload = JSON.stringify({ error: `ollama target unreachable: ${detail}` });
-      res.writeHead(502, {
-        "content-type": "application/json; charset=utf-8",
-        "content-length": Buffer.byteLength(payload),
-      });
-      res.end(payload);
+        if (res.destroyed || res.writableEnded) return;
+        const detail = err.code ? `${err.code}: ${err.message}` : err.message;
+        options.logger.warn("target request failed", { route, error: detail });
+        sendJsonError(res, 502, `ollama target unreachable: ${detail}`);
+      },
     });
 
     // The caller went away before the answer was complete: stop the target's work too.
     res.on("close", () => {
-      if (!res.writableFinished) upstream.destroy();
+      if (!res.writableFinished) upstream?.destroy();
     });
-
-    if (body) upstream.end(body);
-    else if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) upstream.end();
-    else req.pipe(upstream);
   }
 
   return {

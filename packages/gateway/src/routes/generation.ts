@@ -27,7 +27,7 @@ export interface GenerationDeps {
 }
 
 /**
- * Chat and generation are queued, never proxied (SPEC §5.1): the request is committed as a job (so it
+ * Chat and generation are queued, never proxied, so the target runs one generation at a time: the request is committed as a job (so it
  * survives any restart), the worker is woken, and the caller is answered from the job's relay. Only what
  * the gateway must know to queue is checked here; everything else is the target's to judge, and its answer
  * (status and body) reaches the caller unchanged.

@@ -8,7 +8,7 @@ const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString() 
  * `/healthz` says only that this process is alive. `/readyz` says whether foreman can accept work: the
  * database file is the one this process opened and takes a write, and a worker heartbeat is fresh. The
  * target's reachability is reported (since when it is down, how many jobs wait) but does not fail
- * readiness, because an unreachable target is transient and jobs still queue (SPEC §2.4).
+ * readiness, because an unreachable target is transient and jobs still queue.
  *
  * Orchestrators probe it without credentials, so its body holds only what deciding needs; the worker's
  * pid, host name and current job, the target's version and errors, and the database's error are shown

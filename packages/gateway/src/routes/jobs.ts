@@ -9,19 +9,20 @@ import {
   isJobState,
   isSafeArtifactName,
   isTerminal,
+  JOB_STATES,
   type JobRecord,
   type Logger,
   NotFoundError,
   normalizeModelName,
   openArtifact,
   type Store,
-  toJobView,
   ValidationError,
 } from "@foreman/shared";
 import { type Response, Router } from "express";
 import { cancelJob } from "../jobs/cancel.js";
 import type { JobBatcher } from "../jobs/job-batcher.js";
-import { queuePosition, queuePositions } from "../jobs/queue-position.js";
+import { createdView, fullView, jobViewWithPosition } from "../jobs/job-views.js";
+import { queuePositions } from "../jobs/queue-position.js";
 import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
 import { jsonBody, jsonBodyBytes } from "../json-body.js";
@@ -39,7 +40,10 @@ export interface JobsDeps {
   metrics?: GatewayMetrics;
 }
 
-/** The async jobs API (SPEC §5.2). */
+/**
+ * The async jobs API but its entrance: POST /jobs is served on the raw request (jobs/fast-submit.ts), before
+ * Express, by the production listener.
+ */
 export function jobsRoutes(deps: JobsDeps): Router {
   const { store, config } = deps;
   const router = Router();
@@ -84,7 +88,7 @@ export function jobsRoutes(deps: JobsDeps): Router {
   router.get("/jobs", (req, res) => {
     const state = stringParam(req.query.state, "state");
     if (state !== undefined && !isJobState(state)) {
-      throw new ValidationError("state must be one of queued, loading, working, done, failed, canceled");
+      throw new ValidationError(`state must be one of ${JOB_STATES.join(", ")}`);
     }
     const modelParam = stringParam(req.query.model, "model");
     const model = modelParam === undefined ? undefined : normalizeModelName(modelParam);
@@ -187,31 +191,6 @@ export function jobsRoutes(deps: JobsDeps): Router {
   });
 
   return router;
-}
-
-/** The job with its artifacts and webhook deliveries (and, when given, its queue position). */
-export function fullView(store: Store, job: JobRecord, position?: number) {
-  return toJobView(job, {
-    artifacts: store.artifacts.forJob(job.id),
-    deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [],
-    ...(position !== undefined ? { position } : {}),
-  });
-}
-
-/** The full view, with the queue position computed when the job is queued. */
-export function jobViewWithPosition(store: Store, starvationMs: number, job: JobRecord) {
-  return fullView(store, job, queuePosition(store, starvationMs, job));
-}
-
-/**
- * The 202's body: the job as committed, with its place in the queue (counted once for its whole commit
- * batch). No relay file yet: the worker creates it when the job starts.
- */
-export function createdView(store: Store, job: JobRecord, position?: number) {
-  return toJobView(job, {
-    deliveries: job.webhook ? store.outbox.deliveriesForJob(job.id) : [],
-    ...(position !== undefined ? { position } : {}),
-  });
 }
 
 function stringParam(value: unknown, name: string): string | undefined {

@@ -2,6 +2,7 @@ import type http from "node:http";
 import { ForbiddenError, type ForemanConfig } from "@foreman/shared";
 import { Router } from "express";
 import type { TargetProxy } from "../proxy/target-proxy.js";
+import { readCappedBody, sendJsonError } from "../raw-http.js";
 import { createEmbedderPinner } from "./pin-embedder.js";
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -40,7 +41,7 @@ export function confinedSegment(raw: string, allowed: RegExp): string | null {
 }
 
 /**
- * The routes that are Ollama's own answer passed through (SPEC §5.1): model information, embeddings
+ * The routes that are Ollama's own answer passed through: model information, embeddings
  * (concurrent, never queued) and, when the operator allows it, model management. They are the proxy's hot
  * path, so they are dispatched on the raw Node request, before Express's router: `dispatch` returns false
  * for anything it does not serve and the caller hands that request on.
@@ -57,7 +58,7 @@ export function createPassthroughDispatcher({ config, proxy }: { config: Foreman
   const buffered =
     (route: string, rewrite: (body: Buffer) => Buffer = (b) => b): Handler =>
     (req, res) =>
-      readBody(req, res, limit, (body) => proxy.forward(req, res, { route, body: rewrite(body) }));
+      readCappedBody(req, res, limit, (body) => proxy.forward(req, res, { route, body: rewrite(body) }));
   for (const key of READ_ONLY) routes.set(key, key.startsWith("GET") ? plain(key) : buffered(key));
   const pin = createEmbedderPinner(config.embedModel);
   for (const key of EMBED) routes.set(key, buffered(key, pin));
@@ -108,41 +109,6 @@ export function managementGate(): Router {
 
 /** Answers a pass-through path that may not be forwarded; returns true (the request is handled). */
 function refuse(res: http.ServerResponse, error: string): true {
-  const payload = JSON.stringify({ error });
-  res.writeHead(400, {
-    "content-type": "application/json; charset=utf-8",
-    "content-length": Buffer.byteLength(payload),
-  });
-  res.end(payload);
+  sendJsonError(res, 400, error);
   return true;
-}
-
-function readBody(
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  limit: number,
-  done: (body: Buffer) => void,
-): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  req.on("data", (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > limit) {
-      req.removeAllListeners("data");
-      req.resume();
-      if (!res.headersSent) {
-        const payload = JSON.stringify({ error: `request body too large (limit ${limit} bytes, FOREMAN_BODY_LIMIT)` });
-        res.writeHead(413, {
-          "content-type": "application/json; charset=utf-8",
-          "content-length": Buffer.byteLength(payload),
-        });
-        res.end(payload);
-      }
-      return;
-    }
-    chunks.push(chunk);
-  });
-  req.on("end", () => {
-    if (size <= limit) done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-  });
 }

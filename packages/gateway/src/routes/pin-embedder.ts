@@ -1,5 +1,5 @@
 /**
- * SPEC §2.1: the embedder stays resident. When a caller embeds with FOREMAN_EMBED_MODEL and did not choose
+ * The embedder (FOREMAN_EMBED_MODEL) stays resident in one of the target's two slots. When a caller embeds with FOREMAN_EMBED_MODEL and did not choose
  * a keep_alive, foreman asks for `-1` so Ollama never lets it expire. This is on the embedding hot path, so
  * the body is not parsed: in JSON an unescaped `"model": "<name>"` can only be a key and its value, and
  * `"keep_alive":-1` is spliced in as the object's first key. Anything else is forwarded as sent (malformed

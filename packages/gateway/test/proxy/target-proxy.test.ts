@@ -158,4 +158,33 @@ describe("proxy/target-proxy", () => {
     const body = (await res.json()) as { error: string };
     expect(body.error).to.match(/^ollama target unreachable: ECONNREFUSED/);
   });
+
+  it("sends a GET once more when the pooled socket it went out on had been closed by the target", async () => {
+    const answeredOn = new WeakSet<object>();
+    let dropped = 0;
+    const target = await startTarget((req, res) => {
+      if (answeredOn.has(req.socket) && dropped === 0) {
+        dropped++;
+        req.socket.destroy();
+        return;
+      }
+      answeredOn.add(req.socket);
+      res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+      res.end('{"models":[]}');
+    });
+    const gw = await startGateway(target.url);
+    closers.push(
+      () => target.server.closeAllConnections(),
+      () => target.server.close(),
+      () => gw.server.closeAllConnections(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const first = await fetch(`${gw.url}/api/tags`);
+    expect(await first.text()).to.equal('{"models":[]}');
+    const second = await fetch(`${gw.url}/api/tags`);
+    expect(second.status).to.equal(200);
+    expect(await second.text()).to.equal('{"models":[]}');
+    expect([target.seen.length, dropped]).to.deep.equal([3, 1]);
+  });
 });

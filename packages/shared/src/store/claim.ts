@@ -1,8 +1,21 @@
 import { pickNext, type QueuedJobRef } from "../drain-policy.js";
+import { normalizeModelName } from "../model-name.js";
 import type { Db } from "./database.js";
 import type { JobRecord } from "./jobs.js";
 import type { TransitionsStore } from "./transitions.js";
 import type { LeaseCheck } from "./worker-lease.js";
+
+/** The oldest queued job. Exported so a test can check its query plan. */
+export const OLDEST_QUEUED_SQL =
+  "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1";
+
+/**
+ * The oldest queued job of one model. Without the hint SQLite picks jobs_by_model and walks every job the
+ * model ever had (measured: the claim slowed down with the number of finished jobs); the partial index holds
+ * only queued jobs. Exported so a test can check its query plan.
+ */
+export const OLDEST_QUEUED_FOR_MODEL_SQL = `SELECT id, model, created_at AS createdAt FROM jobs INDEXED BY jobs_queued_by_model
+      WHERE state = 'queued' AND model = ? ORDER BY id LIMIT 1`;
 
 export interface ClaimRequest {
   workerId: string;
@@ -19,22 +32,17 @@ export interface ClaimRequest {
  * model, each one index lookup), and moves the chosen one to `loading`, counting an attempt.
  */
 export function createClaimStore(db: Db, transitions: TransitionsStore, lease: LeaseCheck) {
-  const oldest = db.prepare<[], QueuedJobRef>(
-    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1",
-  );
-  const oldestForModel = db.prepare<[string], QueuedJobRef>(
-    // Without the hint SQLite picks jobs_by_model and walks every job the model ever had (measured: the
-    // claim slowed down with the number of finished jobs); the partial index holds only queued jobs.
-    `SELECT id, model, created_at AS createdAt FROM jobs INDEXED BY jobs_queued_by_model
-      WHERE state = 'queued' AND model = ? ORDER BY id LIMIT 1`,
-  );
+  const oldest = db.prepare<[], QueuedJobRef>(OLDEST_QUEUED_SQL);
+  const oldestForModel = db.prepare<[string], QueuedJobRef>(OLDEST_QUEUED_FOR_MODEL_SQL);
   const claim = db.transaction((request: ClaimRequest): JobRecord | null => {
     if (!lease.holds(request.workerId)) return null;
     const first = oldest.get();
     if (!first) return null;
     const candidates = [first];
-    if (request.resident !== null && request.resident !== first.model) {
-      const same = oldestForModel.get(request.resident);
+    // Queued models are stored normalized, so the index lookup needs the resident name in the same form.
+    const resident = request.resident === null ? null : normalizeModelName(request.resident);
+    if (resident !== null && resident !== first.model) {
+      const same = oldestForModel.get(resident);
       if (same) candidates.push(same);
     }
     const chosen = pickNext(candidates, request.resident, request.now, request.starvationMs)!;

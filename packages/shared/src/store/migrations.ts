@@ -101,7 +101,7 @@ export const MIGRATIONS: readonly Migration[] = [
         last_error      TEXT
       );
 
-      -- The single active worker's lease (SPEC §2.6); one row.
+      -- The single active worker's lease; one row.
       CREATE TABLE worker_lease (
         id             INTEGER PRIMARY KEY CHECK (id = 1),
         worker_id      TEXT NOT NULL,

@@ -17,7 +17,7 @@ export interface TargetStatus {
   downSince: number | null;
 }
 
-/** What the worker's target poller last observed, for the gateway's readiness and status routes. */
+/** What the worker's target poller last observed, for the gateway's readiness route. */
 export function createTargetStore(db: Db) {
   const select = db.prepare<
     [],

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { pickNext, type QueuedJobRef } from "../../src/drain-policy.js";
+import { OLDEST_QUEUED_FOR_MODEL_SQL, OLDEST_QUEUED_SQL } from "../../src/store/claim.js";
 import { openStore, type Store } from "../../src/store/store.js";
 import { fakeClock, tempDbPath } from "./helpers.js";
 
@@ -35,6 +36,13 @@ describe("store/claim", () => {
     expect(claimed).to.include({ id: job.id, state: "loading", attempts: 1 });
   });
 
+  it("prefers the resident model's job, named with or without its tag", () => {
+    enqueue("b");
+    const forResident = enqueue("a");
+    const claimed = store.claims.claimNext({ workerId: "w1", resident: "a", starvationMs: 1000, now: clock.now() });
+    expect(claimed?.id).to.equal(forResident.id);
+  });
+
   it("agrees with pickNext on random queues (the SQL implements the policy)", () => {
     const models = ["a", "b", "c"];
     let seed = 42;
@@ -63,18 +71,12 @@ describe("store/claim", () => {
 describe("store/claim: query plans", () => {
   it("reads the queue through indexes that hold no finished jobs' rows in the way", () => {
     const store = openStore({ dbPath: tempDbPath() });
-    const plan = (sql: string) =>
-      (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>)
+    const plan = (sql: string, ...params: string[]) =>
+      (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>)
         .map((r) => r.detail)
         .join(" | ");
-    expect(plan("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT 1")).to.match(
-      /USING (COVERING )?INDEX jobs_by_state \(state=\?\)/,
-    );
-    expect(
-      plan(
-        "SELECT id FROM jobs INDEXED BY jobs_queued_by_model WHERE state = 'queued' AND model = 'm' ORDER BY id LIMIT 1",
-      ),
-    ).to.match(/INDEX jobs_queued_by_model \(model=\?\)/);
+    expect(plan(OLDEST_QUEUED_SQL)).to.match(/USING (COVERING )?INDEX jobs_by_state \(state=\?\)/);
+    expect(plan(OLDEST_QUEUED_FOR_MODEL_SQL, "m:latest")).to.match(/INDEX jobs_queued_by_model \(model=\?\)/);
     store.close();
   });
 });
