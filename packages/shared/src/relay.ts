@@ -4,7 +4,7 @@ import { StringDecoder } from "node:string_decoder";
 
 /**
  * The per-job relay: an append-only NDJSON file under `FOREMAN_DATA_DIR/relays/` that the worker writes as
- * the target streams and any gateway follows (SPEC §1). Data lines are the target's chunks, byte for byte
+ * the target streams and any gateway follows. Data lines are the target's chunks, byte for byte
  * (one JSON object each; for the OpenAI routes the payload of each SSE `data:` event). Control lines start
  * with `#`, which no JSON chunk can, so a reader tells them apart by the first byte without parsing:
  *

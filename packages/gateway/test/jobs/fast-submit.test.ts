@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
+import zlib from "node:zlib";
 import { createLogger, loadConfig, openStore } from "@foreman/shared";
 import { expect } from "chai";
 import { createRequestListener } from "../../src/app.js";
@@ -53,6 +54,28 @@ describe("jobs/fast-submit: POST /jobs on the production listener", () => {
   afterEach(async () => {
     await gateway?.close();
     gateway = undefined;
+  });
+
+  it("takes a compressed or non-UTF-8 body through the Express route: the same 202, id and queue position", async () => {
+    gateway = await startGateway();
+    const first = await gateway.send("POST", "/jobs", JSON.stringify({ model: "llama3.2", prompt: "first" }));
+    expect(JSON.parse(first.body)).to.include({ position: 1 });
+    const gz = await gateway.send("POST", "/jobs", zlib.gzipSync(JSON.stringify({ model: "llama3.2", prompt: "gz" })), {
+      "content-type": "application/json",
+      "content-encoding": "gzip",
+    });
+    expect(gz.status).to.equal(202);
+    const created = JSON.parse(gz.body) as { id: string; state: string; position: number };
+    expect(created).to.include({ state: "queued", position: 2 });
+    expect(gz.headers["x-foreman-job-id"]).to.equal(created.id);
+    expect(gz.headers["x-foreman-queue-position"]).to.equal("2");
+    expect(gateway.store.jobs.get(created.id)?.request).to.include({ prompt: "gz" });
+    // A charset JSON is never written in is refused, naming it.
+    const latin1 = await gateway.send("POST", "/jobs", Buffer.from('{"model":"m","prompt":"x"}', "latin1"), {
+      "content-type": "application/json; charset=latin1",
+    });
+    expect(latin1.status).to.equal(415);
+    expect(JSON.parse(latin1.body).error).to.match(/latin1/i);
   });
 
   it("commits the job, answers 202 with its Location and id, and wakes the worker", async () => {

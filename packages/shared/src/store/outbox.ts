@@ -65,7 +65,7 @@ export interface FailedAttempt {
 }
 
 /**
- * The durable webhook outbox (SPEC §5.3). Rows are written by the transitions store in the transaction
+ * The durable webhook outbox: events are delivered at least once, in order per job. Rows are written by the transitions store in the transaction
  * of each state change; this module is the delivery side's view of them.
  *
  * Order per job: only the oldest pending row of a job is ever due. A later event waits until the earlier

@@ -59,7 +59,7 @@ const STATE_TIMESTAMP: Record<JobState, string> = {
 /**
  * Every write that creates a job or moves its state. Each one, in a single transaction: checks the move
  * with the state machine, updates the job row with the state's timestamp, appends the history row and,
- * when the job has a webhook that wants the event, the outbox row (SPEC §2.5: no recorded transition or
+ * when the job has a webhook that wants the event, the outbox row (no recorded transition or
  * pending webhook can be lost to a crash between the two).
  */
 export interface TransitionsOptions {
@@ -119,7 +119,7 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
     if (job.webhook.events && !job.webhook.events.includes(type)) return;
     const eventId = `msg_${newId(at)}`;
     // The payload is frozen at the moment of the transition so retries deliver what was true then.
-    // Terminal events carry the result inline or the artifact URLs (SPEC §5.3).
+    // Terminal events carry the result inline or the artifact URLs.
     const data = toJobView(job, isTerminal(job.state) ? { artifacts: artifacts.forJob(job.id) } : {});
     const payload = JSON.stringify({ type, timestamp: new Date(at).toISOString(), data });
     insertOutbox.run(eventId, job.id, type, payload, job.webhook.url, at, at);

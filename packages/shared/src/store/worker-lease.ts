@@ -84,7 +84,7 @@ export function isProcessAlive(pid: number): boolean {
 }
 
 /**
- * The one-row lease that makes a single worker active per database (SPEC §2.6). The holder renews it with
+ * The one-row lease that makes a single worker active per database. The holder renews it with
  * each heartbeat; anyone else may take it only when it is stale, or when its holder is provably dead (a
  * process on this same host that no longer exists, or our own pid left over from a previous life of this
  * container), so a restarted worker does not have to wait out the stale period.
