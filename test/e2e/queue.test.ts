@@ -203,11 +203,12 @@ describe("e2e: durable queue, drain-by-model and faults", function () {
     const ids = answers.map((a) => a.headers.get("x-foreman-job-id")!);
     for (const id of ids) expect(await f.endedJob(id)).to.include({ state: "done", attempts: 1 });
     const db = openDb(f.dataDir);
-    // Whichever job the worker claimed first bounced back to the queue while the target was away.
-    const bounced = ids.filter((id) =>
-      db.history(id).some((h) => h.from_state === "loading" && h.to_state === "queued"),
+    // No churn: a job bounces back to the queue at most once (when it, not the poller, found the target
+    // gone), and then the worker waits for the target instead of claiming again.
+    const bounces = ids.map(
+      (id) => db.history(id).filter((h) => h.from_state === "loading" && h.to_state === "queued").length,
     );
-    expect(bounced.length).to.be.greaterThan(0);
+    expect(bounces.reduce((a, b) => a + b, 0)).to.be.at.most(1);
     db.close();
     await worker.waitForLog("target down");
   });
