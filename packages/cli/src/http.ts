@@ -1,4 +1,5 @@
 import { CliError, EXIT, UnreachableError } from "./exit-codes.js";
+import { formatDuration } from "./format.js";
 
 /** One HTTP service the CLI talks to: the foreman gateway, or the Ollama target. */
 export interface Endpoint {
@@ -115,7 +116,7 @@ async function send(endpoint: Endpoint, call: HttpCall, accept: string, mode = {
     if (error instanceof CliError) return error;
     if (timedOut) {
       return new UnreachableError(
-        `${endpoint.label} did not answer ${method} ${url.pathname} within ${Math.round(timeoutMs / 1000)} s (${endpoint.baseUrl})`,
+        `${endpoint.label} did not answer ${method} ${url.pathname} within ${formatDuration(timeoutMs)} (${endpoint.baseUrl})`,
       );
     }
     return new UnreachableError(
