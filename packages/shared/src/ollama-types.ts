@@ -224,6 +224,11 @@ export interface ListModelResponse {
   capabilities?: Capability[];
 }
 
+/** GET /api/tags */
+export interface ListResponse {
+  models: ListModelResponse[];
+}
+
 /** An entry of `GET /api/ps`: a model loaded right now. */
 export interface ProcessModelResponse {
   name: string;
@@ -351,4 +356,12 @@ export interface OpenAIEmbeddingList {
 export interface OpenAIModelList {
   object: "list";
   data: Array<{ id: string; object: "model"; created: number; owned_by: string }>;
+}
+
+/** One line of /api/pull's (and /api/push's, /api/create's) progress stream. */
+export interface ProgressResponse {
+  status: string;
+  digest?: string;
+  total?: number;
+  completed?: number;
 }
