@@ -334,6 +334,50 @@ describe("e2e: the foreman CLI", function () {
     });
   });
 
+  describe("status, tail and job history against the real gateway", () => {
+    it("status shows the target, the worker and the queue; --json is the status route's answer", async () => {
+      const text = await cli(["status"], env);
+      expect(text.code, text.stderr).to.equal(0);
+      expect(text.stdout)
+        .to.match(/target/i)
+        .and.match(/worker/i)
+        .and.match(/queue/i);
+      const json = await cli(["status", "--json"], env);
+      expect(json.code).to.equal(0);
+      const status = JSON.parse(json.stdout);
+      expect(status.target).to.include({ reachable: true, url: sim.url });
+      expect(status.worker).to.include({ active: true });
+    });
+
+    it("tail prints each transition of a job as it happens, then stops on Ctrl-C (exit 0)", async () => {
+      const tail = new CliProcess(["tail"], env);
+      // The stream is open once the gateway has answered its headers; a job created after that is seen whole.
+      await tail.until((self) => self.stderr.includes("following events"));
+      const job = await client.submit({ model: "llama3.2", prompt: "tail me" });
+      await tail.until((self) => new RegExp(`${job.id}.*done`).test(self.stdout));
+      tail.child.kill("SIGINT");
+      expect(await tail.exited).to.equal(0);
+      const states = tail.stdout
+        .split("\n")
+        .filter((l) => l.includes(job.id))
+        .map((l) => /\b(queued|loading|working|done)\b/.exec(l)?.[1]);
+      expect(states).to.deep.equal(["queued", "loading", "working", "done"]);
+    });
+
+    it("job shows the job's history", async () => {
+      const job = await client.submit({ model: "llama3.2", prompt: "history" });
+      await client.wait(job.id);
+      const shown = await cli(["job", job.id], env);
+      expect(shown.code, shown.stderr).to.equal(0);
+      expect(shown.stdout)
+        .to.match(/queued/)
+        .and.match(/loading/)
+        .and.match(/working/)
+        .and.match(/done/);
+      expect(shown.stdout).to.not.include("not reported by this gateway");
+    });
+  });
+
   describe("status and tail (against a stand-in for the operations routes)", () => {
     it("status --json prints the route's answer; tail prints a transition and stops on Ctrl-C (exit 0)", async () => {
       const ops = await startFakeOpsServer({ token: TOKEN });

@@ -82,6 +82,7 @@ async function followEvents(endpoint: Endpoint, options: TailOptions, io: CliIo,
         "text/event-stream",
       );
       if (connectedOnce) io.stderr.write(`foreman: reconnected${lastEventId ? ` after event ${lastEventId}` : ""}\n`);
+      else io.stderr.write("foreman: following events (Ctrl-C to stop)\n");
       connectedOnce = true;
       failures = 0;
       stillAlive();
