@@ -270,7 +270,7 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     field: "maxAttempts",
     schema: Joi.number().integer().min(1).max(100).default(3),
     example: "3",
-    doc: "how many times an async job may be started before an interruption fails it",
+    doc: "how many times a job may be started before an interruption fails it (a synchronous job whose caller already has part of its answer fails at once)",
   },
   FOREMAN_RELAY_POLL_MS: {
     field: "relayPollMs",
