@@ -128,7 +128,10 @@ export function checkJobs(facts: DbFacts, accepted: ReadonlySet<string>): string
  * Every event the history implies is in the outbox in history order, was delivered, and reached the
  * receiver validly signed, first received in the job's order; nothing arrived that the outbox does not hold.
  */
-export function checkWebhooks(facts: DbFacts, receiver: FlappingReceiver): string[] {
+export function checkWebhooks(
+  facts: DbFacts,
+  receiver: Pick<FlappingReceiver, "accepted" | "acceptedByJob" | "invalid">,
+): string[] {
   const violations: string[] = [];
   const known = new Set<string>();
   for (const job of facts.jobs) {
