@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startSimulator } from "../../packages/ollama-sim/src/index.js";
+import { DEFAULT_MODELS, startSimulator } from "../../packages/ollama-sim/src/index.js";
 import { freePort } from "../e2e/harness.js";
 import { checkJobs, checkWebhooks, openFacts } from "./checks.js";
 import {
@@ -47,12 +47,14 @@ export interface ChaosReport {
   faults: { targetRefusals: number; targetDieMidStream: number; receiverFlaps: Record<string, number> };
   webhooks: { events: number; arrivals: number; answered: Record<string, number> };
   processesStarted: number;
+  modelLoads: number;
   dbBusyInLogs: number;
   violations: string[];
 }
 
 const MODELS = ["llama3.2", "qwen3:8b", "gemma3:4b"] as const;
 const UNKNOWN_MODEL = "no-such-model:latest";
+const EMBED_MODEL = "nomic-embed-text:latest";
 
 type JobPlan = SyncPlan | AsyncPlan;
 
@@ -129,7 +131,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const lanes = options.lanes ?? 8;
   const violations: string[] = [];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-chaos-"));
-  const sim = await startSimulator({ loadMs: 20, tokensPerSecond: 1000 });
+  // One model loads slowly and one streams slowly, so kills and target faults land in `loading` and
+  // mid-stream often enough; the embedder is pinned, and must never be evicted by a worker model.
+  const sim = await startSimulator({
+    loadMs: 20,
+    tokensPerSecond: 1000,
+    models: DEFAULT_MODELS.map((m) =>
+      m.name === "qwen3:8b" ? { ...m, loadMs: 250 } : m.name === "gemma3:4b" ? { ...m, tokensPerSecond: 250 } : m,
+    ),
+  });
+  const modelEvents = { loads: 0, embedderUnloads: [] as string[] };
+  sim.on((event) => {
+    if (event.type === "load") modelEvents.loads++;
+    if (event.type === "unload" && event.model === EMBED_MODEL) modelEvents.embedderUnloads.push(event.reason);
+  });
   const secrets = { default: whsec(), job: whsec() };
   const receiver = await startFlappingReceiver(secrets);
   const syncWaitMs = 60_000;
@@ -138,6 +153,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     FOREMAN_HOST: "127.0.0.1",
     FOREMAN_DATA_DIR: dataDir,
     FOREMAN_OLLAMA_URL: sim.url,
+    FOREMAN_EMBED_MODEL: EMBED_MODEL,
     FOREMAN_LOG_LEVEL: "info",
     FOREMAN_HEARTBEAT_MS: "100",
     FOREMAN_WORKER_STALE_MS: "1000",
@@ -311,6 +327,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         }
       }
     }
+    for (const reason of modelEvents.embedderUnloads) {
+      violations.push(`the resident embedder ${EMBED_MODEL} was unloaded (${reason})`);
+    }
     for (const d of cluster.deaths) {
       violations.push(
         `${d.name} (pid ${d.pid}) ${d.why}: code ${d.code}, signal ${d.signal}; last lines:\n    ${d.lastLines.join("\n    ")}`,
@@ -351,6 +370,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         answered: { ...receiver.answered },
       },
       processesStarted: cluster.started(),
+      modelLoads: modelEvents.loads,
       dbBusyInLogs: cluster.grepLogs((l) => DB_BUSY.test(l)).length,
       violations,
     };
@@ -372,7 +392,7 @@ export function formatReport(r: ChaosReport): string {
   const lines = [
     `chaos run: seed ${r.seed} (replay with --seed ${r.seed}), ${r.jobs} jobs, ${(r.durationMs / 1000).toFixed(1)} s (startup ${(r.phasesMs.startup / 1000).toFixed(1)} s, load ${(r.phasesMs.load / 1000).toFixed(1)} s, settle ${(r.phasesMs.settle / 1000).toFixed(1)} s, stop ${(r.phasesMs.stop / 1000).toFixed(1)} s)`,
     `  accepted: ${r.accepted.sync} sync, ${r.accepted.async} async (${r.asyncSubmitRetries} submit retries); ${r.databaseJobs} jobs in the database: ${kv(r.states)}`,
-    `  kills (kill -9): ${kv(r.kills)}; processes started: ${r.processesStarted}`,
+    `  kills (kill -9): ${kv(r.kills)}; processes started: ${r.processesStarted}; model loads on the target: ${r.modelLoads}`,
     `  target faults: ${r.faults.targetRefusals} refusals, ${r.faults.targetDieMidStream} die-mid-stream; receiver flaps: ${kv(r.faults.receiverFlaps)}`,
     `  sync callers: ${kv(r.syncEndings)}`,
     `  async cancels: ${r.asyncCancels.ok} canceled, ${r.asyncCancels.alreadyEnded} already ended`,
