@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { DEFAULT_MODELS, startSimulator } from "../../packages/ollama-sim/src/index.js";
 import { freePort } from "../e2e/harness.js";
-import { checkJobs, checkWebhooks, openFacts } from "./checks.js";
+import { checkJobs, checkWebhooks, describeHistory, openFacts } from "./checks.js";
 import {
   type AsyncPlan,
   type AsyncResult,
@@ -300,12 +300,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // --- check ---
     const final = facts.read();
+    /** A job as the lead needs it to find the cause: its id and every recorded move. */
+    const jobTrace = (id: string | undefined) =>
+      id ? `job ${id}, history: ${describeHistory(final.history.get(id) ?? [])}` : "job id unknown";
     const acceptedSync = syncResults.flatMap((r) => (r.jobId ? [r.jobId] : []));
     const acceptedAsync = asyncResults.flatMap((r) => (r.jobId ? [r.jobId] : []));
     violations.push(...checkJobs(final, new Set([...acceptedSync, ...acceptedAsync])));
     violations.push(...checkWebhooks(final, receiver));
     for (const r of syncResults) {
-      if (r.violation) violations.push(`sync caller ${r.index} (job ${r.jobId ?? "unknown"}): ${r.violation}`);
+      if (r.violation) violations.push(`sync caller ${r.index} (${jobTrace(r.jobId)}): ${r.violation}`);
       if (r.dbBusy) violations.push(`sync caller ${r.index} (job ${r.jobId ?? "unknown"}) saw a database-busy error`);
     }
     const stateOf = new Map(final.jobs.map((j) => [j.id, j.state]));
@@ -315,10 +318,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // What the caller was told must be what the database recorded.
       const agrees = r.ending === "done" ? state === "done" : r.ending.startsWith("error") ? state !== "done" : true;
       if (!agrees)
-        violations.push(`sync caller ${r.index} (job ${r.jobId}) ended with ${r.ending}, the job is ${state}`);
+        violations.push(`sync caller ${r.index} (${jobTrace(r.jobId)}) ended with ${r.ending}, the job is ${state}`);
     }
     for (const r of asyncResults) {
-      for (const v of r.violations) violations.push(`async caller ${r.index} (job ${r.jobId ?? "unknown"}): ${v}`);
+      for (const v of r.violations) violations.push(`async caller ${r.index} (${jobTrace(r.jobId)}): ${v}`);
       if (r.dbBusy) violations.push(`async caller ${r.index} (job ${r.jobId}) saw a database-busy error`);
       if (r.finalState) {
         const row = final.jobs.find((j) => j.id === r.jobId);

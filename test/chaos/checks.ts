@@ -82,7 +82,7 @@ export function openFacts(dataDir: string) {
   };
 }
 
-const describeHistory = (rows: TransitionRow[]) =>
+export const describeHistory = (rows: TransitionRow[]) =>
   rows.map((r) => `${r.from_state ?? "∅"}→${r.to_state}#${r.attempt}${r.reason ? ` (${r.reason})` : ""}`).join(", ");
 
 /**

@@ -215,12 +215,18 @@ export async function runSync(cluster: Cluster, plan: SyncPlan, timeoutMs: numbe
       });
     }
     const judged = judgeBody(plan, outcome.status, String(outcome.headers["content-type"] ?? ""), outcome.body);
-    if (outcome.status === 500) {
+    // Every fault here is one foreman recovers from: a caller who has received nothing keeps waiting while
+    // its job is retried. A 5xx before any byte is only right once the wait limit or the attempt limit is hit.
+    if (
+      outcome.status >= 500 &&
+      judged.ending === "error-status" &&
+      !/did not start within|attempt limit \(\d+\) reached/.test(judged.error ?? "")
+    ) {
       return result({
         ...base,
         ...judged,
         ending: "violation",
-        violation: `HTTP 500 to a synchronous caller: ${tail(outcome.body)}`,
+        violation: `HTTP ${outcome.status} before any byte, for a fault foreman recovers from: ${tail(outcome.body)}`,
       });
     }
     return result({ ...base, ...judged });
