@@ -42,6 +42,7 @@ export interface ChaosReport {
   syncErrors: Record<string, number>;
   failedJobErrors: Record<string, number>;
   asyncCancels: { ok: number; alreadyEnded: number };
+  asyncFollowers: { polled: number; streamed: number };
   asyncSubmitRetries: number;
   kills: Record<MemberName, number>;
   faults: { targetRefusals: number; targetDieMidStream: number; receiverFlaps: Record<string, number> };
@@ -91,7 +92,7 @@ function planJobs(rng: Rng, jobs: number): JobPlan[] {
         chat: rng.chance(0.6),
         secret: rng.chance(0.5) ? "job" : "default",
         terminalEventsOnly: rng.chance(0.15),
-        follow: rng.chance(0.7),
+        follow: rng.chance(0.3) ? "none" : rng.chance(0.35) ? "stream" : "poll",
         cancelAfterMs: rng.chance(0.08) ? rng.int(0, 300) : undefined,
       });
     }
@@ -323,11 +324,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     for (const r of asyncResults) {
       for (const v of r.violations) violations.push(`async caller ${r.index} (${jobTrace(r.jobId)}): ${v}`);
       if (r.dbBusy) violations.push(`async caller ${r.index} (job ${r.jobId}) saw a database-busy error`);
-      if (r.finalState) {
-        const row = final.jobs.find((j) => j.id === r.jobId);
-        if (row && row.state !== r.finalState) {
-          violations.push(`job ${r.jobId}: GET said ${r.finalState}, the database says ${row.state}`);
-        }
+      const state = r.jobId ? stateOf.get(r.jobId) : undefined;
+      if (r.finalState && state && state !== r.finalState) {
+        violations.push(`${jobTrace(r.jobId)}: GET said ${r.finalState}, the database says ${state}`);
+      }
+      if (r.streamEnd && state && (r.streamEnd === "done") !== (state === "done")) {
+        violations.push(`${jobTrace(r.jobId)}: its stream ended with ${r.streamEnd}, the database says ${state}`);
       }
     }
     for (const reason of modelEvents.embedderUnloads) {
@@ -364,6 +366,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         ok: asyncResults.filter((r) => r.cancel === "ok").length,
         alreadyEnded: asyncResults.filter((r) => r.cancel === "already-ended").length,
       },
+      asyncFollowers: {
+        polled: asyncResults.filter((r) => r.finalState).length,
+        streamed: asyncResults.filter((r) => r.streamEnd).length,
+      },
       asyncSubmitRetries: asyncResults.reduce((n, r) => n + Math.max(0, r.submitTries - 1), 0),
       kills: { ...cluster.kills },
       faults,
@@ -398,7 +404,7 @@ export function formatReport(r: ChaosReport): string {
     `  kills (kill -9): ${kv(r.kills)}; processes started: ${r.processesStarted}; model loads on the target: ${r.modelLoads}`,
     `  target faults: ${r.faults.targetRefusals} refusals, ${r.faults.targetDieMidStream} die-mid-stream; receiver flaps: ${kv(r.faults.receiverFlaps)}`,
     `  sync callers: ${kv(r.syncEndings)}`,
-    `  async cancels: ${r.asyncCancels.ok} canceled, ${r.asyncCancels.alreadyEnded} already ended`,
+    `  async callers: ${r.asyncFollowers.polled} long-polled to the end, ${r.asyncFollowers.streamed} streamed to the end; cancels: ${r.asyncCancels.ok} canceled, ${r.asyncCancels.alreadyEnded} already ended`,
     `  webhooks: ${r.webhooks.events} events, ${r.webhooks.arrivals} arrivals (answered ${kv(r.webhooks.answered)})`,
     `  errors sync callers got: ${kv(r.syncErrors)}`,
     `  failed jobs' errors: ${kv(r.failedJobErrors)}`,

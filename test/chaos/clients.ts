@@ -307,8 +307,8 @@ export interface AsyncPlan {
   secret: "job" | "default";
   /** Only terminal events, to check the filter as well as delivery. */
   terminalEventsOnly: boolean;
-  /** Long-poll the job until it ends (otherwise fire and forget). */
-  follow: boolean;
+  /** Long-poll the job until it ends, follow its NDJSON stream to the end, or fire and forget. */
+  follow: "poll" | "stream" | "none";
   /** Cancel this many ms after it was accepted. */
   cancelAfterMs: number | undefined;
 }
@@ -321,6 +321,8 @@ export interface AsyncResult {
   submitTries: number;
   cancel: "ok" | "already-ended" | undefined;
   finalState: string | undefined;
+  /** How a complete GET /jobs/<id>/stream ended: with the target's `done` chunk or an error line. */
+  streamEnd: "done" | "error" | undefined;
   dbBusy: boolean;
 }
 
@@ -340,6 +342,7 @@ export async function runAsync(
     submitTries: 0,
     cancel: undefined,
     finalState: undefined,
+    streamEnd: undefined,
     dbBusy: false,
   };
   let gateway = plan.gateway;
@@ -355,25 +358,47 @@ export async function runAsync(
       ...(plan.terminalEventsOnly ? { events: ["job.done", "job.failed", "job.canceled"] } : {}),
     },
   };
-  /** A call that retries across gateways until it gets an answer (refused or cut: the other one, then again). */
+  /**
+   * One exchange on the current gateway; a connection cut with no kill of that gateway is a violation. Gives
+   * the complete response, or null when the caller should try again on the other gateway.
+   */
+  const once = async (method: string, path: string, payload?: unknown, headers?: Record<string, string>) => {
+    const incarnation = cluster.incarnation(gateway);
+    const downAtStart = cluster.isDown(gateway);
+    const outcome = await httpCall(cluster.gatewayUrl(gateway), {
+      method,
+      path,
+      body: payload,
+      headers,
+      timeoutMs: 60_000,
+    });
+    const killed = downAtStart || cluster.incarnation(gateway) !== incarnation;
+    const retry = () => {
+      gateway = other(gateway);
+      return null;
+    };
+    if (outcome.kind === "refused") return retry();
+    if (outcome.kind === "timeout") {
+      r.violations.push(`${method} ${path}: no complete answer within 60000 ms (${gateway})`);
+      return retry();
+    }
+    if (outcome.kind === "cut-before-headers" || (outcome.kind === "response" && !outcome.complete)) {
+      if (!killed) r.violations.push(`${method} ${path}: connection cut with no kill of ${gateway}`);
+      return retry();
+    }
+    if (outcome.kind !== "response") return retry();
+    if (DB_BUSY.test(outcome.body)) r.dbBusy = true;
+    if (outcome.status >= 500) {
+      r.violations.push(`${method} ${path} answered ${outcome.status}: ${tail(outcome.body)}`);
+      return retry();
+    }
+    return outcome;
+  };
+  /** Retries across gateways until an answer (pacing the tries), or null at the run's deadline. */
   const call = async (method: string, path: string, payload?: unknown, headers?: Record<string, string>) => {
     for (let tries = 1; Date.now() < ctx.deadline; tries++) {
-      const outcome = await httpCall(cluster.gatewayUrl(gateway), {
-        method,
-        path,
-        body: payload,
-        headers,
-        timeoutMs: 60_000,
-      });
-      if (outcome.kind === "response" && outcome.complete) {
-        if (DB_BUSY.test(outcome.body)) r.dbBusy = true;
-        if (outcome.status >= 500)
-          r.violations.push(`${method} ${path} answered ${outcome.status}: ${tail(outcome.body)}`);
-        else return { status: outcome.status, json: parseJson(outcome.body), tries };
-      } else if (outcome.kind === "timeout") {
-        r.violations.push(`${method} ${path}: no answer within 60000 ms`);
-      }
-      gateway = other(gateway);
+      const outcome = await once(method, path, payload, headers);
+      if (outcome) return { status: outcome.status, json: parseJson(outcome.body), body: outcome.body, tries };
       await pause(Math.min(20 * tries, 250));
     }
     r.violations.push(`${method} ${path}: no answer before the run's deadline`);
@@ -396,18 +421,32 @@ export async function runAsync(
     else if (canceled?.status === 409) r.cancel = "already-ended";
     else if (canceled) r.violations.push(`POST /jobs/${id}/cancel answered ${canceled.status}`);
   }
-  if (!plan.follow) return r;
-  while (Date.now() < ctx.deadline) {
-    const polled = await call("GET", `/jobs/${id}?wait=5`);
-    if (!polled) break;
-    if (polled.status !== 200) {
-      r.violations.push(`GET /jobs/${id} answered ${polled.status}`);
-      break;
+  if (plan.follow === "poll") {
+    while (Date.now() < ctx.deadline) {
+      const polled = await call("GET", `/jobs/${id}?wait=5`);
+      if (!polled) break;
+      if (polled.status !== 200) {
+        r.violations.push(`GET /jobs/${id} answered ${polled.status}`);
+        break;
+      }
+      const state = String(polled.json?.state);
+      if (state === "done" || state === "failed" || state === "canceled") {
+        r.finalState = state;
+        break;
+      }
     }
-    const state = String(polled.json?.state);
-    if (state === "done" || state === "failed" || state === "canceled") {
-      r.finalState = state;
-      break;
+  } else if (plan.follow === "stream") {
+    // A follower cut off by a killed gateway attaches again to the other, as a client would.
+    const followed = await call("GET", `/jobs/${id}/stream`);
+    if (followed && followed.status !== 200) r.violations.push(`GET /jobs/${id}/stream answered ${followed.status}`);
+    else if (followed) {
+      const lines = followed.body.split("\n").filter((l) => l.trim().length > 0);
+      const last = parseJson(lines.at(-1) ?? "");
+      if (lines.some((l) => parseJson(l) === null)) {
+        r.violations.push(`GET /jobs/${id}/stream sent a line that is not a JSON object: ${tail(followed.body)}`);
+      } else if (last?.done === true) r.streamEnd = "done";
+      else if (typeof last?.error === "string") r.streamEnd = "error";
+      else r.violations.push(`GET /jobs/${id}/stream ended without done or an error line: ${tail(followed.body)}`);
     }
   }
   return r;
