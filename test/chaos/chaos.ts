@@ -124,6 +124,35 @@ const normalizeError = (text: string) =>
  * guarantee: the report's `violations` says what broke.
  */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  // Whatever was started is stopped and removed, in reverse order, however the run ends.
+  const cleanup: Array<() => unknown> = [];
+  running.add(cleanup);
+  try {
+    return await run(options, cleanup);
+  } finally {
+    running.delete(cleanup);
+    await runCleanup(cleanup);
+  }
+}
+
+const running = new Set<Array<() => unknown>>();
+
+async function runCleanup(cleanup: Array<() => unknown>): Promise<void> {
+  for (const step of cleanup.splice(0).reverse()) {
+    try {
+      await step();
+    } catch {
+      // One failed step must not keep the others from running.
+    }
+  }
+}
+
+/** For an interrupted CLI run (Ctrl-C): stops every process and removes every directory the runs made. */
+export async function abortChaosRuns(): Promise<void> {
+  await Promise.all([...running].map(runCleanup));
+}
+
+async function run(options: ChaosOptions, cleanup: Array<() => unknown>): Promise<ChaosReport> {
   const log = options.log ?? (() => undefined);
   const started = Date.now();
   const rng = createRng(options.seed);
@@ -132,6 +161,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const lanes = options.lanes ?? 8;
   const violations: string[] = [];
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "foreman-chaos-"));
+  cleanup.push(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   // One model loads slowly and one streams slowly, so kills and target faults land in `loading` and
   // mid-stream often enough; the embedder is pinned, and must never be evicted by a worker model.
   const sim = await startSimulator({
@@ -141,6 +171,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       m.name === "qwen3:8b" ? { ...m, loadMs: 250 } : m.name === "gemma3:4b" ? { ...m, tokensPerSecond: 250 } : m,
     ),
   });
+  cleanup.push(() => sim.close());
   const modelEvents = { loads: 0, embedderUnloads: [] as string[] };
   sim.on((event) => {
     if (event.type === "load") modelEvents.loads++;
@@ -148,6 +179,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   });
   const secrets = { default: whsec(), job: whsec() };
   const receiver = await startFlappingReceiver(secrets);
+  cleanup.push(() => receiver.close());
   const syncWaitMs = 60_000;
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -172,224 +204,219 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     FOREMAN_WEBHOOK_RETRY_MAX_DELAY_MS: "500",
   };
   const cluster = new Cluster(env, { a: await freePort(), b: await freePort() });
+  cleanup.push(() => cluster.forceStop());
   const faults = { targetRefusals: 0, targetDieMidStream: 0, receiverFlaps: {} as Record<string, number> };
   const syncResults: SyncResult[] = [];
   const asyncResults: AsyncResult[] = [];
   const phasesMs = { startup: 0, load: 0, settle: 0, stop: 0 };
-  let facts: ReturnType<typeof openFacts> | undefined;
-  try {
-    const startupStarted = Date.now();
-    await Promise.all([cluster.start("gateway-a"), cluster.start("gateway-b"), cluster.start("worker")]);
-    await cluster.workerActive(30_000);
-    phasesMs.startup = Date.now() - startupStarted;
-    log(`seed ${options.seed}: ${options.jobs} jobs, ${lanes} callers, data dir ${dataDir}`);
+  const startupStarted = Date.now();
+  await Promise.all([cluster.start("gateway-a"), cluster.start("gateway-b"), cluster.start("worker")]);
+  await cluster.workerActive(30_000);
+  phasesMs.startup = Date.now() - startupStarted;
+  log(`seed ${options.seed}: ${options.jobs} jobs, ${lanes} callers, data dir ${dataDir}`);
 
-    // --- load, with chaos beside it ---
-    const loadStarted = Date.now();
-    const deadline = loadStarted + 120_000 + options.jobs * 600;
-    let next = 0;
-    let finished = 0;
-    const lane = async () => {
-      while (next < plans.length && Date.now() < deadline) {
-        const plan = plans[next++]!;
-        if (plan.mode === "sync") syncResults.push(await runSync(cluster, plan, syncWaitMs + 60_000));
-        else {
-          asyncResults.push(
-            await runAsync(cluster, plan, {
-              seed: options.seed,
-              webhookUrls: receiver.urls,
-              jobSecret: secrets.job,
-              deadline,
-            }),
-          );
-        }
-        finished++;
-        if (finished % 50 === 0) log(`  ${finished}/${plans.length} jobs through their callers`);
-      }
-    };
-    let loadDone = false;
-    const load = Promise.all(Array.from({ length: lanes }, lane)).finally(() => {
-      loadDone = true;
-    });
-    const restarts: Promise<void>[] = [];
-    const restartLater = (name: MemberName, ms: number) =>
-      restarts.push(
-        (async () => {
-          await new Promise((r) => setTimeout(r, ms));
-          await cluster.start(name);
-        })(),
-      );
-    /** One fault now; false when it cannot happen at this moment (that process is already down). */
-    const inject = async (kind: FaultKind): Promise<boolean> => {
-      const ms = chaosRng.int(200, 1500);
-      const restartMs = chaosRng.int(50, 700);
-      if (kind === "kill-worker") {
-        if (cluster.isDown("worker")) return false;
-        log("  kill -9 worker");
-        await cluster.kill("worker");
-        restartLater("worker", restartMs);
-      } else if (kind === "kill-gateway") {
-        const name = chaosRng.pick(["gateway-a", "gateway-b"] as const);
-        // One gateway stays up, so callers always have somewhere to go.
-        if (cluster.isDown("gateway-a") || cluster.isDown("gateway-b")) return false;
-        log(`  kill -9 ${name}`);
-        await cluster.kill(name);
-        restartLater(name, restartMs);
-      } else if (kind === "target-refuse") {
-        log(`  target refuses connections for ${ms} ms`);
-        faults.targetRefusals++;
-        await sim.faults.refuseConnections(ms);
-      } else if (kind === "target-die") {
-        const count = chaosRng.int(1, 3);
-        const afterChunks = chaosRng.int(0, 4);
-        log(`  target dies mid-stream on the next ${count} streams after ${afterChunks} chunks`);
-        faults.targetDieMidStream++;
-        sim.faults.dieMidStream({ count, afterChunks });
-      } else {
-        const mode = chaosRng.pick(["fail", "hang", "refuse"] as const);
-        if (!(await receiver.flap(mode, ms))) return false;
-        log(`  webhook receiver: ${mode} for ${ms} ms`);
-        faults.receiverFlaps[mode] = (faults.receiverFlaps[mode] ?? 0) + 1;
-      }
-      return true;
-    };
-    // Faults come in shuffled rounds of every kind, and the first round always completes (even after a
-    // quick load), so every run meets each kind of fault at least once. A budget proportional to the jobs
-    // bounds the run's length: each kill costs a restart and a lease takeover.
-    const bag: FaultKind[] = [];
-    let injected = 0;
-    const budget = Math.max(FAULT_KINDS.length, Math.ceil(options.jobs / 6));
-    while (!options.calm && injected < budget && (!loadDone || injected < FAULT_KINDS.length)) {
-      // The moments of the faults: random, from the seed.
-      await Promise.race([loadDone ? null : load, new Promise((r) => setTimeout(r, chaosRng.int(400, 1400)))]);
-      if (loadDone && injected >= FAULT_KINDS.length) break;
-      if (bag.length === 0) bag.push(...chaosRng.shuffle(FAULT_KINDS));
-      const kind = bag.pop()!;
-      if (await inject(kind)) injected++;
-      else bag.unshift(kind);
-    }
-    await load;
-    if (Date.now() >= deadline) violations.push("the callers did not finish before the run's deadline");
-    await Promise.all(restarts);
-    phasesMs.load = Date.now() - loadStarted;
-
-    // --- heal, then wait (bounded) for every job and webhook to settle ---
-    const settleStarted = Date.now();
-    await sim.faults.clear();
-    await receiver.heal();
-    facts = openFacts(dataDir);
-    const settleBy = Date.now() + 60_000 + options.jobs * 100;
-    for (;;) {
-      const { running, pending } = facts.unsettled();
-      const undelivered = running + pending === 0 ? facts.eventIds().filter((id) => !receiver.accepted.has(id)) : [];
-      if (running + pending + undelivered.length === 0) break;
-      if (Date.now() > settleBy) {
-        violations.push(
-          `not settled within ${settleBy - settleStarted} ms: ${running} jobs not ended, ${pending} webhook events pending, ${undelivered.length} delivered events not seen by the receiver`,
+  // --- load, with chaos beside it ---
+  const loadStarted = Date.now();
+  const deadline = loadStarted + 120_000 + options.jobs * 600;
+  let next = 0;
+  let finished = 0;
+  const lane = async () => {
+    while (next < plans.length && Date.now() < deadline) {
+      const plan = plans[next++]!;
+      if (plan.mode === "sync") syncResults.push(await runSync(cluster, plan, syncWaitMs + 60_000));
+      else {
+        asyncResults.push(
+          await runAsync(cluster, plan, {
+            seed: options.seed,
+            webhookUrls: receiver.urls,
+            jobSecret: secrets.job,
+            deadline,
+          }),
         );
-        break;
       }
-      // Polling the database is the only way to see another process's commits; 200 ms keeps it cheap.
-      await new Promise((r) => setTimeout(r, 200));
+      finished++;
+      if (finished % 50 === 0) log(`  ${finished}/${plans.length} jobs through their callers`);
     }
-    phasesMs.settle = Date.now() - settleStarted;
-
-    // --- stop: every process must exit 0 on SIGTERM ---
-    const stopStarted = Date.now();
-    await cluster.stop(20_000);
-    phasesMs.stop = Date.now() - stopStarted;
-
-    // --- check ---
-    const final = facts.read();
-    /** A job as the lead needs it to find the cause: its id and every recorded move. */
-    const jobTrace = (id: string | undefined) =>
-      id ? `job ${id}, history: ${describeHistory(final.history.get(id) ?? [])}` : "job id unknown";
-    const acceptedSync = syncResults.flatMap((r) => (r.jobId ? [r.jobId] : []));
-    const acceptedAsync = asyncResults.flatMap((r) => (r.jobId ? [r.jobId] : []));
-    violations.push(...checkJobs(final, new Set([...acceptedSync, ...acceptedAsync])));
-    violations.push(...checkWebhooks(final, receiver));
-    for (const r of syncResults) {
-      if (r.violation) violations.push(`sync caller ${r.index} (${jobTrace(r.jobId)}): ${r.violation}`);
-      if (r.dbBusy) violations.push(`sync caller ${r.index} (job ${r.jobId ?? "unknown"}) saw a database-busy error`);
+  };
+  let loadDone = false;
+  const load = Promise.all(Array.from({ length: lanes }, lane)).finally(() => {
+    loadDone = true;
+  });
+  const restarts: Promise<void>[] = [];
+  const restartLater = (name: MemberName, ms: number) =>
+    restarts.push(
+      (async () => {
+        await new Promise((r) => setTimeout(r, ms));
+        await cluster.start(name).catch((err: Error) => {
+          violations.push(`could not start ${name} again: ${err.message}`);
+        });
+      })(),
+    );
+  /** One fault now; false when it cannot happen at this moment (that process is already down). */
+  const inject = async (kind: FaultKind): Promise<boolean> => {
+    const ms = chaosRng.int(200, 1500);
+    const restartMs = chaosRng.int(50, 700);
+    if (kind === "kill-worker") {
+      if (cluster.isDown("worker")) return false;
+      log("  kill -9 worker");
+      await cluster.kill("worker");
+      restartLater("worker", restartMs);
+    } else if (kind === "kill-gateway") {
+      const name = chaosRng.pick(["gateway-a", "gateway-b"] as const);
+      // One gateway stays up, so callers always have somewhere to go.
+      if (cluster.isDown("gateway-a") || cluster.isDown("gateway-b")) return false;
+      log(`  kill -9 ${name}`);
+      await cluster.kill(name);
+      restartLater(name, restartMs);
+    } else if (kind === "target-refuse") {
+      log(`  target refuses connections for ${ms} ms`);
+      faults.targetRefusals++;
+      await sim.faults.refuseConnections(ms);
+    } else if (kind === "target-die") {
+      const count = chaosRng.int(1, 3);
+      const afterChunks = chaosRng.int(0, 4);
+      log(`  target dies mid-stream on the next ${count} streams after ${afterChunks} chunks`);
+      faults.targetDieMidStream++;
+      sim.faults.dieMidStream({ count, afterChunks });
+    } else {
+      const mode = chaosRng.pick(["fail", "hang", "refuse"] as const);
+      if (!(await receiver.flap(mode, ms))) return false;
+      log(`  webhook receiver: ${mode} for ${ms} ms`);
+      faults.receiverFlaps[mode] = (faults.receiverFlaps[mode] ?? 0) + 1;
     }
-    const stateOf = new Map(final.jobs.map((j) => [j.id, j.state]));
-    for (const r of syncResults) {
-      const state = r.jobId ? stateOf.get(r.jobId) : undefined;
-      if (!state) continue;
-      // What the caller was told must be what the database recorded.
-      const agrees = r.ending === "done" ? state === "done" : r.ending.startsWith("error") ? state !== "done" : true;
-      if (!agrees)
-        violations.push(`sync caller ${r.index} (${jobTrace(r.jobId)}) ended with ${r.ending}, the job is ${state}`);
-    }
-    for (const r of asyncResults) {
-      for (const v of r.violations) violations.push(`async caller ${r.index} (${jobTrace(r.jobId)}): ${v}`);
-      if (r.dbBusy) violations.push(`async caller ${r.index} (job ${r.jobId}) saw a database-busy error`);
-      const state = r.jobId ? stateOf.get(r.jobId) : undefined;
-      if (r.finalState && state && state !== r.finalState) {
-        violations.push(`${jobTrace(r.jobId)}: GET said ${r.finalState}, the database says ${state}`);
-      }
-      if (r.streamEnd && state && (r.streamEnd === "done") !== (state === "done")) {
-        violations.push(`${jobTrace(r.jobId)}: its stream ended with ${r.streamEnd}, the database says ${state}`);
-      }
-    }
-    for (const reason of modelEvents.embedderUnloads) {
-      violations.push(`the resident embedder ${EMBED_MODEL} was unloaded (${reason})`);
-    }
-    for (const d of cluster.deaths) {
-      violations.push(
-        `${d.name} (pid ${d.pid}) ${d.why}: code ${d.code}, signal ${d.signal}; last lines:\n    ${d.lastLines.join("\n    ")}`,
-      );
-    }
-    const endings = [
-      "done",
-      "error-line",
-      "error-status",
-      "cut-gateway-killed-before-headers",
-      "cut-gateway-killed-mid-stream",
-      "caller-aborted",
-      "violation",
-    ] as const;
-    const syncEndings = Object.fromEntries(endings.map((e) => [e, 0])) as Record<SyncEnding, number>;
-    for (const r of syncResults) syncEndings[r.ending]++;
-    return {
-      seed: options.seed,
-      jobs: options.jobs,
-      durationMs: Date.now() - started,
-      phasesMs,
-      accepted: { sync: acceptedSync.length, async: acceptedAsync.length },
-      databaseJobs: final.jobs.length,
-      states: tally(final.jobs.map((j) => j.state)),
-      syncEndings,
-      syncErrors: tally(syncResults.flatMap((r) => (r.error ? [`${r.status} ${normalizeError(r.error)}`] : []))),
-      failedJobErrors: tally(final.jobs.flatMap((j) => (j.state === "failed" ? [normalizeError(j.error ?? "")] : []))),
-      asyncCancels: {
-        ok: asyncResults.filter((r) => r.cancel === "ok").length,
-        alreadyEnded: asyncResults.filter((r) => r.cancel === "already-ended").length,
-      },
-      asyncFollowers: {
-        polled: asyncResults.filter((r) => r.finalState).length,
-        streamed: asyncResults.filter((r) => r.streamEnd).length,
-      },
-      asyncSubmitRetries: asyncResults.reduce((n, r) => n + Math.max(0, r.submitTries - 1), 0),
-      kills: { ...cluster.kills },
-      faults,
-      webhooks: {
-        events: [...final.outbox.values()].reduce((n, rows) => n + rows.length, 0),
-        arrivals: receiver.arrivals(),
-        answered: { ...receiver.answered },
-      },
-      processesStarted: cluster.started(),
-      modelLoads: modelEvents.loads,
-      dbBusyInLogs: cluster.grepLogs((l) => DB_BUSY.test(l)).length,
-      violations,
-    };
-  } finally {
-    facts?.close();
-    await cluster.forceStop();
-    await receiver.close();
-    await sim.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    return true;
+  };
+  // Faults come in shuffled rounds of every kind, and the first round always completes (even after a
+  // quick load), so every run meets each kind of fault at least once. A budget proportional to the jobs
+  // bounds the run's length: each kill costs a restart and a lease takeover.
+  const bag: FaultKind[] = [];
+  let injected = 0;
+  const budget = Math.max(FAULT_KINDS.length, Math.ceil(options.jobs / 6));
+  while (!options.calm && injected < budget && (!loadDone || injected < FAULT_KINDS.length)) {
+    // The moments of the faults: random, from the seed.
+    await Promise.race([loadDone ? null : load, new Promise((r) => setTimeout(r, chaosRng.int(400, 1400)))]);
+    if (loadDone && injected >= FAULT_KINDS.length) break;
+    if (bag.length === 0) bag.push(...chaosRng.shuffle(FAULT_KINDS));
+    const kind = bag.pop()!;
+    if (await inject(kind)) injected++;
+    else bag.unshift(kind);
   }
+  await load;
+  if (Date.now() >= deadline) violations.push("the callers did not finish before the run's deadline");
+  await Promise.all(restarts);
+  phasesMs.load = Date.now() - loadStarted;
+
+  // --- heal, then wait (bounded) for every job and webhook to settle ---
+  const settleStarted = Date.now();
+  await sim.faults.clear();
+  await receiver.heal();
+  const facts = openFacts(dataDir);
+  cleanup.push(() => facts.close());
+  const settleBy = Date.now() + 60_000 + options.jobs * 100;
+  for (;;) {
+    const { running, pending } = facts.unsettled();
+    const undelivered = running + pending === 0 ? facts.eventIds().filter((id) => !receiver.accepted.has(id)) : [];
+    if (running + pending + undelivered.length === 0) break;
+    if (Date.now() > settleBy) {
+      violations.push(
+        `not settled within ${settleBy - settleStarted} ms: ${running} jobs not ended, ${pending} webhook events pending, ${undelivered.length} delivered events not seen by the receiver`,
+      );
+      break;
+    }
+    // Polling the database is the only way to see another process's commits; 200 ms keeps it cheap.
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  phasesMs.settle = Date.now() - settleStarted;
+
+  // --- stop: every process must exit 0 on SIGTERM ---
+  const stopStarted = Date.now();
+  await cluster.stop(20_000);
+  phasesMs.stop = Date.now() - stopStarted;
+
+  // --- check ---
+  const final = facts.read();
+  /** A job as the lead needs it to find the cause: its id and every recorded move. */
+  const jobTrace = (id: string | undefined) =>
+    id ? `job ${id}, history: ${describeHistory(final.history.get(id) ?? [])}` : "job id unknown";
+  const acceptedSync = syncResults.flatMap((r) => (r.jobId ? [r.jobId] : []));
+  const acceptedAsync = asyncResults.flatMap((r) => (r.jobId ? [r.jobId] : []));
+  violations.push(...checkJobs(final, new Set([...acceptedSync, ...acceptedAsync])));
+  violations.push(...checkWebhooks(final, receiver));
+  for (const r of syncResults) {
+    if (r.violation) violations.push(`sync caller ${r.index} (${jobTrace(r.jobId)}): ${r.violation}`);
+    if (r.dbBusy) violations.push(`sync caller ${r.index} (job ${r.jobId ?? "unknown"}) saw a database-busy error`);
+  }
+  const stateOf = new Map(final.jobs.map((j) => [j.id, j.state]));
+  for (const r of syncResults) {
+    const state = r.jobId ? stateOf.get(r.jobId) : undefined;
+    if (!state) continue;
+    // What the caller was told must be what the database recorded.
+    const agrees = r.ending === "done" ? state === "done" : r.ending.startsWith("error") ? state !== "done" : true;
+    if (!agrees)
+      violations.push(`sync caller ${r.index} (${jobTrace(r.jobId)}) ended with ${r.ending}, the job is ${state}`);
+  }
+  for (const r of asyncResults) {
+    for (const v of r.violations) violations.push(`async caller ${r.index} (${jobTrace(r.jobId)}): ${v}`);
+    if (r.dbBusy) violations.push(`async caller ${r.index} (job ${r.jobId}) saw a database-busy error`);
+    const state = r.jobId ? stateOf.get(r.jobId) : undefined;
+    if (r.finalState && state && state !== r.finalState) {
+      violations.push(`${jobTrace(r.jobId)}: GET said ${r.finalState}, the database says ${state}`);
+    }
+    if (r.streamEnd && state && (r.streamEnd === "done") !== (state === "done")) {
+      violations.push(`${jobTrace(r.jobId)}: its stream ended with ${r.streamEnd}, the database says ${state}`);
+    }
+  }
+  for (const reason of modelEvents.embedderUnloads) {
+    violations.push(`the resident embedder ${EMBED_MODEL} was unloaded (${reason})`);
+  }
+  for (const d of cluster.deaths) {
+    violations.push(
+      `${d.name} (pid ${d.pid}) ${d.why}: code ${d.code}, signal ${d.signal}; last lines:\n    ${d.lastLines.join("\n    ")}`,
+    );
+  }
+  const endings = [
+    "done",
+    "error-line",
+    "error-status",
+    "cut-gateway-killed-before-headers",
+    "cut-gateway-killed-mid-stream",
+    "caller-aborted",
+    "violation",
+  ] as const;
+  const syncEndings = Object.fromEntries(endings.map((e) => [e, 0])) as Record<SyncEnding, number>;
+  for (const r of syncResults) syncEndings[r.ending]++;
+  return {
+    seed: options.seed,
+    jobs: options.jobs,
+    durationMs: Date.now() - started,
+    phasesMs,
+    accepted: { sync: acceptedSync.length, async: acceptedAsync.length },
+    databaseJobs: final.jobs.length,
+    states: tally(final.jobs.map((j) => j.state)),
+    syncEndings,
+    syncErrors: tally(syncResults.flatMap((r) => (r.error ? [`${r.status} ${normalizeError(r.error)}`] : []))),
+    failedJobErrors: tally(final.jobs.flatMap((j) => (j.state === "failed" ? [normalizeError(j.error ?? "")] : []))),
+    asyncCancels: {
+      ok: asyncResults.filter((r) => r.cancel === "ok").length,
+      alreadyEnded: asyncResults.filter((r) => r.cancel === "already-ended").length,
+    },
+    asyncFollowers: {
+      polled: asyncResults.filter((r) => r.finalState).length,
+      streamed: asyncResults.filter((r) => r.streamEnd).length,
+    },
+    asyncSubmitRetries: asyncResults.reduce((n, r) => n + Math.max(0, r.submitTries - 1), 0),
+    kills: { ...cluster.kills },
+    faults,
+    webhooks: {
+      events: [...final.outbox.values()].reduce((n, rows) => n + rows.length, 0),
+      arrivals: receiver.arrivals(),
+      answered: { ...receiver.answered },
+    },
+    processesStarted: cluster.started(),
+    modelLoads: modelEvents.loads,
+    dbBusyInLogs: cluster.grepLogs((l) => DB_BUSY.test(l)).length,
+    violations,
+  };
 }
 
 export function formatReport(r: ChaosReport): string {

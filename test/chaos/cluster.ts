@@ -82,7 +82,7 @@ export class Cluster {
 
   async start(name: MemberName): Promise<void> {
     const m = this.members[name];
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0; !this.stopping; attempt++) {
       const env = { ...this.env, ...(m.port !== undefined ? { FOREMAN_PORT: String(m.port) } : {}) };
       const proc = new Proc(name, m.kind === "gateway" ? ENTRY.gateway : ENTRY.worker, env);
       const t: Tracked = { proc, member: name, ending: undefined, bindFailed: false };
@@ -101,6 +101,7 @@ export class Cluster {
         m.down = false;
         return;
       }
+      if (this.stopping) return;
       // The killed predecessor's port is released as it dies, but the kernel may take a moment.
       const bind = proc.lines.some((l) => l.includes("cannot listen") && l.includes("EADDRINUSE"));
       if (!bind || attempt >= 20) throw new Error(`${name} did not start:\n${proc.lines.slice(-10).join("\n")}`);

@@ -1,4 +1,4 @@
-import { formatReport, runChaos } from "./chaos.js";
+import { abortChaosRuns, formatReport, runChaos } from "./chaos.js";
 
 /**
  * `pnpm test:chaos [--jobs N] [--seed N] [--small] [--calm]`: the reliability suite. Prints the seed first, so a run
@@ -35,6 +35,12 @@ try {
   process.exit(2);
 }
 console.log(`chaos: seed ${options.seed}, ${options.jobs} jobs`);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    console.log(`chaos: ${signal}; stopping every process and removing the data directory`);
+    void abortChaosRuns().then(() => process.exit(130));
+  });
+}
 const report = await runChaos({ ...options, log: (line) => console.log(line) });
 console.log(formatReport(report));
 process.exit(report.violations.length === 0 ? 0 : 1);
