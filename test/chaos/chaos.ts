@@ -294,7 +294,8 @@ async function run(options: ChaosOptions, cleanup: Array<() => unknown>): Promis
   const budget = Math.max(FAULT_KINDS.length, Math.ceil(options.jobs / 6));
   while (!options.calm && injected < budget && (!loadDone || injected < FAULT_KINDS.length)) {
     // The moments of the faults: random, from the seed.
-    await Promise.race([loadDone ? null : load, new Promise((r) => setTimeout(r, chaosRng.int(400, 1400)))]);
+    const gap = new Promise((r) => setTimeout(r, chaosRng.int(400, 1400)));
+    await (loadDone ? gap : Promise.race([load, gap]));
     if (loadDone && injected >= FAULT_KINDS.length) break;
     if (bag.length === 0) bag.push(...chaosRng.shuffle(FAULT_KINDS));
     const kind = bag.pop()!;
