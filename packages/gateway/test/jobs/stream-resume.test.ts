@@ -149,7 +149,7 @@ describe("jobs/stream-resume: GET /jobs/<id>/stream?after=&attempt=", () => {
       expect(res.status).to.equal(409);
       expect(res.headers.get("x-foreman-attempt")).to.equal("2");
       expect(res.headers.get("x-foreman-job-id")).to.equal(job.id);
-      expect((await res.json()).error).to.match(/is on attempt 2, not 1: .*cut short.*after=0/);
+      expect(((await res.json()) as { error: string }).error).to.match(/is on attempt 2, not 1: .*cut short.*after=0/);
     });
 
     it("the response ends without an end line where a later attempt begins", async () => {
@@ -178,7 +178,7 @@ describe("jobs/stream-resume: GET /jobs/<id>/stream?after=&attempt=", () => {
       const job = newJob();
       const res = await fetch(`${base}/jobs/${job.id}/stream?after=-2`);
       expect(res.status).to.equal(400);
-      expect((await res.json()).error).to.match(/^after must be a whole number/);
+      expect(((await res.json()) as { error: string }).error).to.match(/^after must be a whole number/);
     });
   });
 });
