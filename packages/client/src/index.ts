@@ -34,3 +34,19 @@ export {
 export { parseNdjson } from "./ndjson.js";
 export { DEFAULT_RETRY_POLICY, type RetryOptions } from "./retry.js";
 export * from "./types.js";
+export {
+  type VerifiedWebhookRequest,
+  type VerifyWebhookOptions,
+  verifyWebhook,
+  type WebhookBody,
+  type WebhookEvent,
+  type WebhookFailure,
+  type WebhookHeaders,
+  type WebhookReceiverOptions,
+  type WebhookRequestLike,
+  type WebhookResponseLike,
+  WebhookVerificationError,
+  webhookMiddleware,
+  webhookReader,
+  webhookVerifier,
+} from "./webhooks.js";
