@@ -208,6 +208,14 @@ describe("e2e: @foreman/client against the real gateway and worker", function ()
     }
   });
 
+  it("embed() answers from the target past the queue, one vector per input", async () => {
+    const { embeddings, model } = await client.embed({ model: "nomic-embed-text", input: ["one", "two"] });
+    expect(model).to.match(/^nomic-embed-text/);
+    expect(embeddings).to.have.length(2);
+    expect(embeddings[0]!.length).to.be.greaterThan(0).and.equal(embeddings[1]!.length);
+    expect(embeddings[0]).to.not.deep.equal(embeddings[1]);
+  });
+
   it("a wrong token is a 401 whose message does not contain any token", async () => {
     const wrong = new ForemanClient({ baseUrl: f.url, token: "not-the-right-token-000" });
     const error = (await wrong.list().catch((e: unknown) => e)) as { status: number; message: string };

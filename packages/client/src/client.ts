@@ -6,6 +6,8 @@ import { type RetryOptions, type RetryPolicy, retryPolicy, withRetries } from ".
 import {
   type ChatJobRequest,
   type ChatResponse,
+  type EmbedRequest,
+  type EmbedResponse,
   type GenerateJobRequest,
   type GenerateResponse,
   isTerminalState,
@@ -241,6 +243,16 @@ export class ForemanClient {
     if (job.result) return job.result;
     if (!job.result_url) return null;
     return await this.http.json<JobResult>({ method: "GET", path: job.result_url, signal: options.signal });
+  }
+
+  /**
+   * `POST /api/embed`: embeddings, answered at once (the gateway passes them to the target past the queue).
+   * Lost connections and 502/503/504 are retried: computing an embedding twice is harmless.
+   */
+  async embed(request: EmbedRequest, options: RequestOptions = {}): Promise<EmbedResponse> {
+    const post = () =>
+      this.http.json<EmbedResponse>({ method: "POST", path: "/api/embed", body: request, signal: options.signal });
+    return await withRetries(post, this.retry, options.signal);
   }
 
   /**
