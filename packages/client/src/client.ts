@@ -1,10 +1,13 @@
 import { delay, startDeadline } from "./deadline.js";
+import { followJobStream, isErrorLine } from "./durable-stream.js";
 import { ForemanProtocolError, JobFailedError, JobStreamError, JobTimeoutError } from "./errors.js";
 import { HttpTransport } from "./http.js";
 import { type RetryOptions, type RetryPolicy, retryPolicy, withRetries } from "./retry.js";
 import {
   type ChatJobRequest,
   type ChatResponse,
+  type EmbedRequest,
+  type EmbedResponse,
   type GenerateJobRequest,
   type GenerateResponse,
   isTerminalState,
@@ -21,6 +24,9 @@ import {
 export const MAX_WAIT_SECONDS = 60;
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** How long leaving a stream early waits for its job's cancel to get through. */
+const CANCEL_ON_EXIT_TIMEOUT_MS = 5_000;
 
 export interface ForemanClientOptions {
   /** The gateway's base URL, e.g. `http://127.0.0.1:11435` (a path prefix such as `/foreman` is kept). */
@@ -96,6 +102,24 @@ export type ChatOptions = Omit<ChatJobRequest, "model" | "messages" | "prompt"> 
 /** Job fields of a generate (everything but `model` and `prompt`) and the options of `run`. */
 export type GenerateOptions = Omit<GenerateJobRequest, "model" | "prompt" | "messages"> & RunOptions;
 
+export interface StreamOptions extends RequestOptions {
+  /**
+   * Sent as `Idempotency-Key` with the submit (a random UUID unless given), so a submit retried after a
+   * lost answer, or a whole call repeated with the same key, follows the one job instead of making another.
+   */
+  idempotencyKey?: string;
+  /** Told the job as soon as it is queued (its id, for `cancel`, `wait` or artifacts later). */
+  onJob?: (job: Job) => void;
+}
+
+type StreamOptionKeys = keyof StreamOptions;
+
+/** Job fields of a chat (everything but `model` and `messages`) and the options of a durable stream. */
+export type ChatStreamOptions = Omit<ChatJobRequest, "model" | "messages" | "prompt"> & StreamOptions;
+
+/** Job fields of a generate (everything but `model` and `prompt`) and the options of a durable stream. */
+export type GenerateStreamOptions = Omit<GenerateJobRequest, "model" | "prompt" | "messages"> & StreamOptions;
+
 export interface ChatRunResult {
   /** The assistant message's content. */
   text: string;
@@ -157,30 +181,26 @@ export class ForemanClient {
     });
   }
 
-  /** `GET /jobs`: one page, newest first. */
-  async list(options: ListOptions = {}): Promise<JobPage> {
-    const { state, model, limit, cursor } = options;
-    const page = await this.http.json<JobListResponse>({
-      method: "GET",
-      path: "/jobs",
-      query: { state, model, limit, cursor },
-      signal: options.signal,
+  /**
+   * `GET /jobs`, newest first. Awaited, it is one page (`jobs`, `nextCursor`); iterated with `for await`,
+   * it is every page, following the cursors (`limit` jobs per page), each fetched when the loop asks for it.
+   */
+  list(options: ListOptions = {}): JobPages {
+    const { state, model, limit, signal } = options;
+    return new JobPages(options.cursor, async (cursor) => {
+      const page = await this.http.json<JobListResponse>({
+        method: "GET",
+        path: "/jobs",
+        query: { state, model, limit, cursor },
+        signal,
+      });
+      return { jobs: page.jobs, nextCursor: page.next_cursor || null };
     });
-    return { jobs: page.jobs, nextCursor: page.next_cursor || null };
   }
 
   /** Every job matching the filter, newest first, following the cursors page by page (`limit` per page). */
   async *listAll(options: ListOptions = {}): AsyncGenerator<Job, void, undefined> {
-    let cursor = options.cursor;
-    for (;;) {
-      const page = await this.list({ ...options, cursor });
-      yield* page.jobs;
-      if (page.nextCursor === null) return;
-      if (page.nextCursor === cursor) {
-        throw new ForemanProtocolError(`GET /jobs answered with the cursor it was given (${cursor}): stopping`);
-      }
-      cursor = page.nextCursor;
-    }
+    for await (const page of this.list(options)) yield* page.jobs;
   }
 
   /**
@@ -226,6 +246,16 @@ export class ForemanClient {
   }
 
   /**
+   * `POST /api/embed`: embeddings, answered at once (the gateway passes them to the target past the queue).
+   * Lost connections and 502/503/504 are retried: computing an embedding twice is harmless.
+   */
+  async embed(request: EmbedRequest, options: RequestOptions = {}): Promise<EmbedResponse> {
+    const post = () =>
+      this.http.json<EmbedResponse>({ method: "POST", path: "/api/embed", body: request, signal: options.signal });
+    return await withRetries(post, this.retry, options.signal);
+  }
+
+  /**
    * `GET /jobs/<id>/stream`: the job's Ollama chunks from the first one, then live until the job ends.
    * A job that fails mid-way ends its stream with `{"error": "…"}`, thrown here as a JobStreamError.
    */
@@ -241,6 +271,48 @@ export class ForemanClient {
       if (isErrorLine(line)) throw new JobStreamError(id, line.error);
       yield line as T;
     }
+  }
+
+  /**
+   * `GET /jobs/<id>/stream` that survives dropped connections: when the connection breaks (or a gateway
+   * restarts), it reattaches and continues after the last chunk received, so every chunk arrives exactly
+   * once. A job that restarted after some of its chunks were delivered (its attempt was cut short and it
+   * generates anew) ends the loop with a JobRestartedError; a job that fails, with a JobStreamError.
+   */
+  follow<T extends JobChunk = JobChunk>(id: string, options: RequestOptions = {}): AsyncGenerator<T, void, undefined> {
+    jobPath(id);
+    const deps = {
+      http: this.http,
+      retry: this.retry,
+      getJob: (jobId: string, signal?: AbortSignal) => this.get(jobId, { signal }),
+    };
+    return followJobStream<T>(deps, id, options.signal);
+  }
+
+  /**
+   * Submits a chat job (with an Idempotency-Key) and streams its chunks as they are generated, through
+   * dropped connections (see `follow`). Aborting the signal, or leaving the loop early, cancels the job.
+   */
+  async *chatStream(
+    model: string,
+    messages: Message[],
+    options: ChatStreamOptions = {},
+  ): AsyncGenerator<ChatResponse, void, undefined> {
+    const [fields, streamOptions] = splitStreamOptions(options);
+    yield* this.submitAndFollow<ChatResponse>({ ...fields, model, messages }, streamOptions);
+  }
+
+  /**
+   * Submits a generate job (with an Idempotency-Key) and streams its chunks as they are generated, through
+   * dropped connections (see `follow`). Aborting the signal, or leaving the loop early, cancels the job.
+   */
+  async *generateStream(
+    model: string,
+    prompt: string,
+    options: GenerateStreamOptions = {},
+  ): AsyncGenerator<GenerateResponse, void, undefined> {
+    const [fields, streamOptions] = splitStreamOptions(options);
+    yield* this.submitAndFollow<GenerateResponse>({ ...fields, model, prompt }, streamOptions);
   }
 
   /**
@@ -313,6 +385,37 @@ export class ForemanClient {
     return { text: result.response, thinking: result.thinking, result, job };
   }
 
+  private async *submitAndFollow<T extends JobChunk>(
+    request: JobRequest,
+    options: StreamOptions,
+  ): AsyncGenerator<T, void, undefined> {
+    const { signal } = options;
+    const idempotencyKey = options.idempotencyKey ?? globalThis.crypto.randomUUID();
+    const job = await this.submit(request, { idempotencyKey, signal });
+    options.onJob?.(job);
+    let outcome: "following" | "ended" | "failed" = "following";
+    try {
+      yield* this.follow<T>(job.id, { signal });
+      outcome = "ended";
+    } catch (error) {
+      // A stream that failed on its own (the job failed, restarted, or the gateway stayed away) leaves the
+      // job as it is; only the caller's abort is a wish to stop it.
+      outcome = signal?.aborted ? "following" : "failed";
+      throw error;
+    } finally {
+      // Still following here means the caller aborted or left the loop early: nobody will read the answer.
+      if (outcome === "following") await this.cancelQuietly(job.id);
+    }
+  }
+
+  /**
+   * Best effort, without the caller's (aborted) signal and briefly: a job that has ended already answers
+   * 409, and a gateway out of reach cannot be told anyway.
+   */
+  private async cancelQuietly(id: string): Promise<void> {
+    await this.cancel(id, { signal: AbortSignal.timeout(CANCEL_ON_EXIT_TIMEOUT_MS) }).catch(() => {});
+  }
+
   private async pollUntilEnded(
     id: string,
     known: Job | null,
@@ -358,11 +461,61 @@ function deadlineEnd(timeoutMs: number | undefined): number {
   return timeoutMs !== undefined && timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
 }
 
-function isErrorLine(line: unknown): line is { error: string } {
-  return typeof line === "object" && line !== null && typeof (line as { error?: unknown }).error === "string";
+function splitStreamOptions<T extends StreamOptions>(options: T): [Omit<T, StreamOptionKeys>, StreamOptions] {
+  const { idempotencyKey, signal, onJob, ...fields } = options;
+  return [fields, { idempotencyKey, signal, onJob }];
 }
 
 function splitRunOptions<T extends RunOptions>(options: T): [Omit<T, RunOptionKeys>, RunOptions] {
   const { timeoutMs, idempotencyKey, signal, ...fields } = options;
   return [fields, { timeoutMs, idempotencyKey, signal }];
+}
+
+/**
+ * `list()`'s answer: a promise of the first page, and an async iterable of every page from it on. The first
+ * page is fetched once, whichever way it is asked for first.
+ */
+export class JobPages implements Promise<JobPage>, AsyncIterable<JobPage> {
+  readonly [Symbol.toStringTag] = "JobPages";
+  private first: Promise<JobPage> | undefined;
+
+  constructor(
+    private readonly cursor: string | undefined,
+    private readonly fetchPage: (cursor: string | undefined) => Promise<JobPage>,
+  ) {}
+
+  // biome-ignore lint/suspicious/noThenProperty: awaiting list() gives its first page, as it always has.
+  then<A = JobPage, B = never>(
+    onFulfilled?: ((page: JobPage) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.firstPage().then(onFulfilled, onRejected);
+  }
+
+  catch<B = never>(onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<JobPage | B> {
+    return this.firstPage().catch(onRejected);
+  }
+
+  finally(onFinally?: (() => void) | null): Promise<JobPage> {
+    return this.firstPage().finally(onFinally);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<JobPage, void, undefined> {
+    let cursor = this.cursor;
+    let page = await this.firstPage();
+    for (;;) {
+      yield page;
+      if (page.nextCursor === null) return;
+      if (page.nextCursor === cursor) {
+        throw new ForemanProtocolError(`GET /jobs answered with the cursor it was given (${cursor}): stopping`);
+      }
+      cursor = page.nextCursor;
+      page = await this.fetchPage(cursor);
+    }
+  }
+
+  private firstPage(): Promise<JobPage> {
+    this.first ??= this.fetchPage(this.cursor);
+    return this.first;
+  }
 }

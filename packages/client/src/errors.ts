@@ -103,6 +103,36 @@ export class JobStreamError extends ForemanClientError {
 }
 
 /**
+ * A stream that survives dropped connections (`follow`, `chatStream`, `generateStream`) reattached and found
+ * that the job had restarted: its attempt was cut short (the worker died, the target went away) and the job
+ * was requeued, so it generates its answer anew. The chunks already received belong to an answer that will
+ * never be finished, and the new one cannot be spliced onto them without duplicating or garbling text, so
+ * the stream stops here. The job itself goes on: `stream(jobId)` or `follow(jobId)` reads the new answer from
+ * its start, `wait(jobId)` waits for its end.
+ */
+export class JobRestartedError extends ForemanClientError {
+  override name = "JobRestartedError";
+  readonly jobId: string;
+  /** The attempt the received chunks came from (`X-Foreman-Attempt`), null when the server did not say. */
+  readonly attempt: number | null;
+  /** The attempt the job is on now, null when the server did not say. */
+  readonly currentAttempt: number | null;
+  /** Chunks of the cut-short attempt that were delivered before the restart was noticed. */
+  readonly chunksReceived: number;
+
+  constructor(init: { jobId: string; attempt: number | null; currentAttempt: number | null; chunksReceived: number }) {
+    const now = init.currentAttempt === null ? "" : ` (now on attempt ${init.currentAttempt})`;
+    super(
+      `job ${init.jobId} restarted after ${init.chunksReceived} chunks${now}: its interrupted answer cannot be continued`,
+    );
+    this.jobId = init.jobId;
+    this.attempt = init.attempt;
+    this.currentAttempt = init.currentAttempt;
+    this.chunksReceived = init.chunksReceived;
+  }
+}
+
+/**
  * `wait` or `run` gave up at its `timeoutMs`. The job itself goes on: cancel it with `cancel(jobId)`, or
  * wait again; `run` again with the same `idempotencyKey` picks the same job up instead of a new one.
  */

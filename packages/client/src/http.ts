@@ -29,6 +29,8 @@ export interface HttpRequest {
   signal?: AbortSignal | undefined;
   /** Added to the timeout: a long poll is allowed to take the time it asked for. */
   extraTimeoutMs?: number;
+  /** Shown the response (any status) before its body is read: for headers such as `X-Foreman-Attempt`. */
+  onResponse?: (response: Response) => void;
 }
 
 export interface ResponseBytes {
@@ -101,6 +103,7 @@ export class HttpTransport {
     const deadline = this.startRequestDeadline(request, url);
     try {
       const response = await this.send(request, url, NDJSON_TYPE, deadline.signal);
+      request.onResponse?.(response);
       await throwUnlessOk(request.method, url, response);
       deadline.stopTimer();
       if (!response.body) return;

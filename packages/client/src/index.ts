@@ -2,17 +2,21 @@ export {
   type ArtifactContent,
   type ChatOptions,
   type ChatRunResult,
+  type ChatStreamOptions,
   ForemanClient,
   type ForemanClientOptions,
   type GenerateOptions,
   type GenerateRunResult,
+  type GenerateStreamOptions,
   type GetOptions,
   type JobListFilter,
   type JobPage,
+  JobPages,
   type ListOptions,
   MAX_WAIT_SECONDS,
   type RequestOptions,
   type RunOptions,
+  type StreamOptions,
   type SubmitOptions,
   type WaitOptions,
 } from "./client.js";
@@ -24,9 +28,26 @@ export {
   ForemanRequestError,
   ForemanTimeoutError,
   JobFailedError,
+  JobRestartedError,
   JobStreamError,
   JobTimeoutError,
 } from "./errors.js";
 export { parseNdjson } from "./ndjson.js";
 export { DEFAULT_RETRY_POLICY, type RetryOptions } from "./retry.js";
 export * from "./types.js";
+export {
+  type VerifiedWebhookRequest,
+  type VerifyWebhookOptions,
+  verifyWebhook,
+  type WebhookBody,
+  type WebhookEvent,
+  type WebhookFailure,
+  type WebhookHeaders,
+  type WebhookReceiverOptions,
+  type WebhookRequestLike,
+  type WebhookResponseLike,
+  WebhookVerificationError,
+  webhookMiddleware,
+  webhookReader,
+  webhookVerifier,
+} from "./webhooks.js";

@@ -238,3 +238,29 @@ export interface JobListResponse {
   jobs: Job[];
   next_cursor: string | null;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings (Ollama's own route, which the gateway serves past the queue)
+// ---------------------------------------------------------------------------------------------
+
+/** `POST /api/embed` body, as Ollama takes it. */
+export interface EmbedRequest {
+  model: string;
+  /** One text or several; one vector each, in order. */
+  input: string | string[];
+  /** Cut inputs longer than the context instead of failing (Ollama's default: true). */
+  truncate?: boolean;
+  /** Shorten the vectors to this many dimensions, for models that support it. */
+  dimensions?: number;
+  options?: Options;
+  keep_alive?: KeepAlive;
+}
+
+/** `POST /api/embed` answer. */
+export interface EmbedResponse {
+  model: string;
+  embeddings: number[][];
+  total_duration?: number;
+  load_duration?: number;
+  prompt_eval_count?: number;
+}

@@ -40,8 +40,13 @@ interface StoredArtifact {
 interface JobRecord {
   seq: number;
   job: Job;
+  /** The current attempt's bytes (a restart starts them over). */
   chunks: Buffer[];
   files: Map<string, StoredArtifact>;
+  /** Times the job entered `working`: what the gateway numbers attempts by (`X-Foreman-Attempt`). */
+  answers: number;
+  /** Open responses of `GET /jobs/<id>/stream`, so a test can cut them. */
+  followers: Set<http.ServerResponse>;
 }
 
 interface ParkedPoll {
@@ -108,7 +113,27 @@ export class FakeJobsServer {
     job.state = state;
     job[`${state}_at`] = new Date().toISOString();
     if (state === "loading") job.attempts += 1;
+    if (state === "working") this.record(id).answers += 1;
     return this.changed(id);
+  }
+
+  /**
+   * The job's attempt was cut short and it is back in the queue (the worker died): its next attempt
+   * generates anew. Resumed streams of the old attempt end there, as the gateway's do at the next `#start`.
+   */
+  restart(id: string): Job {
+    const record = this.record(id);
+    record.job.state = "queued";
+    record.chunks = [];
+    this.events.emit(`restart:${id}`);
+    return this.changed(id);
+  }
+
+  /** Destroys the connections of the job's open streams, as a network failure would, mid-chunk or not. */
+  cutStreams(id: string): number {
+    const followers = [...this.record(id).followers];
+    for (const res of followers) res.socket?.destroy();
+    return followers.length;
   }
 
   appendChunk(id: string, chunk: object): void {
@@ -266,7 +291,7 @@ export class FakeJobsServer {
     }
     if (parts.length === 3 && parts[2] === "stream" && method === "GET") {
       if (!record) return jobNotFound(res, id);
-      return this.stream(res, record);
+      return this.stream(res, record, url.searchParams);
     }
     if (parts.length === 4 && parts[2] === "artifacts" && method === "GET") {
       if (!record) return jobNotFound(res, id);
@@ -334,7 +359,7 @@ export class FakeJobsServer {
         ? { url: webhook.url, events: (webhook.events as JobEventType[] | undefined) ?? null, deliveries: [] }
         : null,
     };
-    this.records.set(id, { seq, job, chunks: [], files: new Map() });
+    this.records.set(id, { seq, job, chunks: [], files: new Map(), answers: 0, followers: new Set() });
     if (typeof key === "string") this.idempotency.set(key, { body: canonical, id });
     this.tick();
     res.setHeader("location", `/jobs/${id}`);
@@ -415,13 +440,34 @@ export class FakeJobsServer {
     sendJson(res, 200, this.view(record), job.id);
   }
 
-  private stream(res: http.ServerResponse, record: JobRecord): void {
+  private stream(res: http.ServerResponse, record: JobRecord, query: URLSearchParams): void {
     const id = record.job.id;
-    res.writeHead(200, { "content-type": "application/x-ndjson", "x-foreman-job-id": id });
+    // `after`/`attempt`: a resumed stream, as the gateway serves it (packages/gateway/src/jobs/stream-resume.ts).
+    const resume = query.has("after") || query.has("attempt");
+    const headers: Record<string, string> = { "content-type": "application/x-ndjson", "x-foreman-job-id": id };
+    let skipBytes = 0;
+    if (resume) {
+      const attempt = ["queued", "loading"].includes(record.job.state) ? record.answers + 1 : record.answers;
+      headers["x-foreman-attempt"] = String(attempt);
+      const given = query.get("attempt");
+      if (given !== null && Number(given) !== attempt) {
+        res.setHeader("x-foreman-attempt", String(attempt));
+        sendJson(res, 409, { error: `job ${id} is on attempt ${attempt}, not ${given}` }, id);
+        return;
+      }
+      skipBytes = offsetAfterLines(Buffer.concat(record.chunks), Number(query.get("after") ?? "0"));
+    }
+    res.writeHead(200, headers);
     res.flushHeaders();
     let sent = 0;
+    const chunks = record.chunks;
     const follow = () => {
-      while (sent < record.chunks.length) res.write(record.chunks[sent++]);
+      while (sent < chunks.length) {
+        const piece = chunks[sent++]!;
+        const skipped = Math.min(skipBytes, piece.length);
+        skipBytes -= skipped;
+        if (skipped < piece.length) res.write(piece.subarray(skipped));
+      }
       if (!isTerminalState(record.job.state)) return;
       // Like the gateway: a job that did not end done closes its stream with an Ollama error line.
       if (record.job.state !== "done") {
@@ -430,10 +476,15 @@ export class FakeJobsServer {
       res.end();
       this.events.off(`job:${id}`, follow);
     };
+    const stop = () => res.end();
     this.events.on(`job:${id}`, follow);
+    if (resume) this.events.on(`restart:${id}`, stop);
+    record.followers.add(res);
     this.streams.set(id, this.openStreams(id) + 1);
     res.on("close", () => {
+      record.followers.delete(res);
       this.events.off(`job:${id}`, follow);
+      this.events.off(`restart:${id}`, stop);
       this.streams.set(id, this.openStreams(id) - 1);
       this.tick();
     });
@@ -503,6 +554,17 @@ function validateJobRequest(request: Record<string, unknown>): string | null {
     }
   }
   return null;
+}
+
+/** The byte offset just past the first `lines` newlines of `bytes` (its length when it has fewer). */
+function offsetAfterLines(bytes: Buffer, lines: number): number {
+  let offset = 0;
+  for (let n = 0; n < lines; n++) {
+    const newline = bytes.indexOf(10, offset);
+    if (newline < 0) return bytes.length;
+    offset = newline + 1;
+  }
+  return offset;
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, jobId?: string): void {

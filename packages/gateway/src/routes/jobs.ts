@@ -23,6 +23,7 @@ import { cancelJob } from "../jobs/cancel.js";
 import type { JobBatcher } from "../jobs/job-batcher.js";
 import { createdView, fullView, jobViewWithPosition } from "../jobs/job-views.js";
 import { queuePositions } from "../jobs/queue-position.js";
+import { attemptLinePicker, parseStreamResume, streamedAttempt } from "../jobs/stream-resume.js";
 import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
 import { jsonBody, jsonBodyBytes } from "../json-body.js";
@@ -167,8 +168,21 @@ export function jobsRoutes(deps: JobsDeps): Router {
   router.get("/jobs/:id/stream", streamFollowers.middleware);
   router.get("/jobs/:id/stream", async (req, res) => {
     const job = mustGet(req.params.id);
+    const resume = parseStreamResume(req.query);
     ensureRelay(config.dataDir, job.id);
+    const attempt = resume ? streamedAttempt(store, job.id) : undefined;
+    if (attempt !== undefined) res.setHeader("X-Foreman-Attempt", String(attempt));
+    if (resume?.attempt !== undefined && resume.attempt !== attempt) {
+      res.setHeader("X-Foreman-Job-Id", job.id);
+      throw new ConflictError(
+        `job ${job.id} is on attempt ${attempt}, not ${resume.attempt}: an attempt that was cut short cannot be continued; read the new one from its start (after=0)`,
+      );
+    }
+    const pick = resume && attempt !== undefined ? attemptLinePicker(attempt, resume.after) : null;
     res.writeHead(200, { "content-type": "application/x-ndjson", "X-Foreman-Job-Id": job.id });
+    // Sent now, not with the first chunk: a queued job may have none for a long time, and a caller's
+    // time limit on the response headers (or its wish to learn the attempt) should not wait for it.
+    res.flushHeaders();
     const controller = new AbortController();
     res.on("close", () => controller.abort());
     // A shutdown ends the follow; the caller can reattach to another gateway.
@@ -176,15 +190,23 @@ export function jobsRoutes(deps: JobsDeps): Router {
     for await (const batch of followJobRelay(config.dataDir, job.id, {
       pollMs: config.relayPollMs,
       signal: controller.signal,
-      fromLastAttempt: true,
+      fromLastAttempt: pick === null,
       jobs: store.jobs,
     })) {
       let out = "";
+      let stop = false;
       for (const item of batch) {
+        const verdict = pick ? pick(item) : "send";
+        if (verdict === "stop") {
+          stop = true;
+          break;
+        }
+        if (verdict === "skip") continue;
         if (item.kind === "data") out += frameRelayData("ndjson", item.line);
         else if (item.kind === "end") out += frameRelayEnd("ndjson", item.end);
       }
       if (out) res.write(out);
+      if (stop) break;
     }
     untrack?.();
     res.end();
