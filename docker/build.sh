@@ -49,12 +49,12 @@ mapfile -t packages < <(pnpm "${filters[@]}" list --depth -1 --json | node -e '
   }')
 [ "${#packages[@]}" -gt 0 ] || { echo "docker/build.sh: no runtime package found" >&2; exit 1; }
 
-# Each package's manifest and the files it publishes (its "files" field, dist by default).
+# Each package's manifest and its built code: what runs, not what a publish ships (the client also
+# publishes its TypeScript sources for source maps; the image needs only dist).
 for dir in "${packages[@]}"; do
   mkdir -p "$out/$dir"
   cp "$dir/package.json" "$out/$dir/"
-  mapfile -t files < <(node -p '(require("./'"$dir"'/package.json").files ?? ["dist"]).join("\n")')
-  for f in "${files[@]}"; do cp -R "$dir/$f" "$out/$dir/"; done
+  cp -R "$dir/dist" "$out/$dir/"
 done
 
 # Production dependencies of exactly those packages, from the same lockfile: a workspace of only them.
