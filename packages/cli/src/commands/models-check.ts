@@ -1,9 +1,9 @@
+import { sameModel } from "@foreman/shared/model-name";
 import type { Command } from "commander";
 import { type CommandKit, type JsonOption, printJson, withJson } from "../command-kit.js";
 import { CliError, EXIT, UsageError } from "../exit-codes.js";
 import { HttpStatusError } from "../http.js";
 import type { CliIo } from "../io.js";
-import { sameModel } from "../model-name.js";
 import { styleFor } from "../style.js";
 import { connectTarget, type Target } from "../target.js";
 import { twoSlotAdvice } from "../two-slot-advice.js";

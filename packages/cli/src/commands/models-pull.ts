@@ -1,9 +1,9 @@
+import { normalizeModelName } from "@foreman/shared/model-name";
 import type { Command } from "commander";
 import { type CommandKit, type JsonOption, printJson, withJson } from "../command-kit.js";
 import { CliError, EXIT, UnreachableError, UsageError } from "../exit-codes.js";
 import { HttpStatusError, networkDetail } from "../http.js";
 import type { CliIo, OutputStream } from "../io.js";
-import { normalizeModelName } from "../model-name.js";
 import { PullProgress, plainLineDue, renderBar, renderDone, renderPlain } from "../pull-progress.js";
 import { connectTarget, type Target } from "../target.js";
 

@@ -1,8 +1,8 @@
+import { sameModel } from "@foreman/shared/model-name";
 import type { Command } from "commander";
 import { type CommandKit, type JsonOption, printJson, withJson } from "../command-kit.js";
 import { EXIT } from "../exit-codes.js";
 import { formatBytes } from "../format.js";
-import { sameModel } from "../model-name.js";
 import { formatTable } from "../table.js";
 import { connectTarget } from "../target.js";
 import { registerModelsCheck } from "./models-check.js";

@@ -1,4 +1,5 @@
 import type { Job } from "@foreman/client";
+import { sameModel } from "@foreman/shared/model-name";
 import type { Command } from "commander";
 import { type CommandKit, type JsonOption, withJson } from "../command-kit.js";
 import { EXIT } from "../exit-codes.js";
@@ -6,7 +7,6 @@ import { connectForeman } from "../foreman.js";
 import { formatClock, formatDuration, msBetween, oneLine, tokensPerSecond } from "../format.js";
 import { type Endpoint, HttpStatusError, openStream } from "../http.js";
 import { type CliIo, pause } from "../io.js";
-import { sameModel } from "../model-name.js";
 import type { TargetEventData } from "../ops-types.js";
 import { parseSse, type SseMessage } from "../sse.js";
 import { type Style, styleFor } from "../style.js";

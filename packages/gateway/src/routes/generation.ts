@@ -1,30 +1,17 @@
 import {
   ensureRelay,
-  type ForemanConfig,
   GENERATION_ROUTES,
   type JobApi,
   type JobKind,
-  type Logger,
   NotFoundError,
-  type Store,
   ValidationError,
 } from "@foreman/shared";
 import { Router } from "express";
-import type { JobBatcher } from "../jobs/job-batcher.js";
 import { jsonBody, jsonBodyBytes } from "../json-body.js";
-import type { GatewayMetrics } from "../ops/metrics.js";
 import { answerFromRelay } from "../relay-response.js";
-import type { ResponseDrain } from "../response-drain.js";
+import type { JobRouteDeps } from "../route-deps.js";
 
-export interface GenerationDeps {
-  config: ForemanConfig;
-  store: Store;
-  logger: Logger;
-  wake: () => void;
-  batcher: JobBatcher;
-  drain?: ResponseDrain;
-  metrics?: GatewayMetrics;
-}
+export type GenerationDeps = JobRouteDeps;
 
 /**
  * Chat and generation are queued, never proxied, so the target runs one generation at a time: the request is committed as a job (so it

@@ -2,7 +2,6 @@ import { pipeline } from "node:stream";
 import {
   ConflictError,
   ensureRelay,
-  type ForemanConfig,
   followJobRelay,
   frameRelayData,
   frameRelayEnd,
@@ -11,7 +10,6 @@ import {
   isTerminal,
   JOB_STATES,
   type JobRecord,
-  type Logger,
   NotFoundError,
   normalizeModelName,
   openArtifact,
@@ -20,7 +18,6 @@ import {
 } from "@foreman/shared";
 import { type Response, Router } from "express";
 import { cancelJob } from "../jobs/cancel.js";
-import type { JobBatcher } from "../jobs/job-batcher.js";
 import { createdView, fullView, jobViewWithPosition } from "../jobs/job-views.js";
 import { queuePositions } from "../jobs/queue-position.js";
 import { attemptLinePicker, parseStreamResume, streamedAttempt } from "../jobs/stream-resume.js";
@@ -28,18 +25,9 @@ import { submitJob } from "../jobs/submit-job.js";
 import { waitForJobEnd } from "../jobs/wait-for-end.js";
 import { jsonBody, jsonBodyBytes } from "../json-body.js";
 import { concurrencyLimit } from "../middleware/concurrency-limit.js";
-import type { GatewayMetrics } from "../ops/metrics.js";
-import type { ResponseDrain } from "../response-drain.js";
+import type { JobRouteDeps } from "../route-deps.js";
 
-export interface JobsDeps {
-  config: ForemanConfig;
-  store: Store;
-  logger: Logger;
-  wake: () => void;
-  batcher: JobBatcher;
-  drain?: ResponseDrain;
-  metrics?: GatewayMetrics;
-}
+export type JobsDeps = JobRouteDeps;
 
 /**
  * The async jobs API but its entrance: POST /jobs is served on the raw request (jobs/fast-submit.ts), before
