@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { monotonicFactory } from "ulid";
-import { openStore, retainNativeHandles } from "../packages/shared/src/index.js";
+import { type LoadKey, openStore, retainNativeHandles } from "../packages/shared/src/index.js";
 import {
   findWrk,
   makeTempDir,
@@ -117,12 +117,12 @@ async function measureDatabase(label: string, dbPath: string, sample: string[], 
       store.transitions.createJob({ kind: "chat", api: "ollama", mode: "async", model: models[i % 3]!, request: {} });
     }
     const claims: number[] = [];
-    let resident: string | null = null;
+    let resident: LoadKey | null = null;
     for (let i = 0; i < 1000; i++) {
       const t0 = performance.now();
       const job = store.claims.claimNext({ workerId: "bench", resident, starvationMs: 120_000, now: Date.now() });
       claims.push(performance.now() - t0);
-      resident = job?.model ?? resident;
+      resident = job ? { model: job.model, runnerOptions: "" } : resident;
     }
     store.db.exec("DELETE FROM jobs WHERE state = 'loading'");
     store.workerLease.release("bench");

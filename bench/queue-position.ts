@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { monotonicFactory } from "ulid";
-import { drainOrder, openStore, retainNativeHandles } from "../packages/shared/src/index.js";
+import { drainOrder, openStore, type QueuedJobRef, retainNativeHandles } from "../packages/shared/src/index.js";
 import { percentile, startGateway, startSim, table } from "./lib.js";
 
 const STARVATION_MS = 120_000;
@@ -50,12 +50,12 @@ function fillQueuedJobs(dbPath: string, count: number): string[] {
 function wholeQueueRead(dbPath: string, rounds: number): number {
   const store = openStore({ dbPath });
   const read = store.db.prepare(
-    "SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id",
+    "SELECT id, model, runner_options AS runnerOptions, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id",
   );
   const times: number[] = [];
   for (let i = 0; i < rounds; i++) {
     const t0 = performance.now();
-    drainOrder(read.all() as Array<{ id: string; model: string; createdAt: number }>, null, Date.now(), STARVATION_MS);
+    drainOrder(read.all() as QueuedJobRef[], null, Date.now(), STARVATION_MS);
     times.push(performance.now() - t0);
   }
   store.close();

@@ -7,6 +7,7 @@ export * from "./generation-routes.js";
 export * from "./job-outcome.js";
 export * from "./job-states.js";
 export * from "./job-view.js";
+export * from "./load-key.js";
 export * from "./logger.js";
 export * from "./model-name.js";
 export type * from "./ollama-types.js";

@@ -1,11 +1,18 @@
 import { expect } from "chai";
 import { drainOrder, pickNext, type QueuedJobRef } from "../src/drain-policy.js";
+import type { LoadKey } from "../src/load-key.js";
 
 const T0 = 1_000_000;
 const STARVE = 60_000;
-// Queue entries: [id, model, age in ms at "now"]
-const q = (...entries: Array<[string, string, number]>): QueuedJobRef[] =>
-  entries.map(([id, model, age]) => ({ id, model, createdAt: T0 - age }));
+// Queue entries: [id, model, age in ms at "now", runner options ("" when not given)]
+const q = (...entries: Array<[string, string, number, string?]>): QueuedJobRef[] =>
+  entries.map(([id, model, age, runnerOptions = ""]) => ({ id, model, runnerOptions, createdAt: T0 - age }));
+// A load key: "model" or "model num_ctx=8192" (the model, then its runner options after one space).
+const k = (text: string | null): LoadKey | null => {
+  if (text === null) return null;
+  const [model, runnerOptions = ""] = text.split(" ");
+  return { model: model!, runnerOptions };
+};
 
 describe("drain-policy", () => {
   const cases: Array<{ name: string; queue: QueuedJobRef[]; resident: string | null; expected: string | null }> = [
@@ -42,12 +49,56 @@ describe("drain-policy", () => {
       resident: "a",
       expected: "2",
     },
+    {
+      name: "the resident model with other runner options is another load: oldest",
+      queue: q(["1", "b", 30], ["2", "a", 20, "num_ctx=2048"]),
+      resident: "a num_ctx=8192",
+      expected: "1",
+    },
+    {
+      name: "the resident load key first: model and runner options",
+      queue: q(["1", "a", 30, "num_ctx=2048"], ["2", "b", 25], ["3", "a", 20, "num_ctx=8192"]),
+      resident: "a num_ctx=8192",
+      expected: "3",
+    },
+    {
+      name: "no runner options is not the same load as options naming a value",
+      queue: q(["1", "a", 30, "num_ctx=2048"], ["2", "a", 20]),
+      resident: "a",
+      expected: "2",
+    },
+    {
+      name: "starvation bound reached: oldest wins over the resident load key",
+      queue: q(["1", "a", STARVE, "num_ctx=2048"], ["2", "a", 20, "num_ctx=8192"]),
+      resident: "a num_ctx=8192",
+      expected: "1",
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
-      expect(pickNext(c.queue, c.resident, T0, STARVE)?.id ?? null).to.equal(c.expected);
+      expect(pickNext(c.queue, k(c.resident), T0, STARVE)?.id ?? null).to.equal(c.expected);
     });
   }
+
+  it("drains load key by load key: one model with two num_ctx values costs two loads, not one per job", () => {
+    const queue = q(
+      ["1", "a", 90, "num_ctx=2048"],
+      ["2", "b", 80],
+      ["3", "a", 70, "num_ctx=8192"],
+      ["4", "a", 60, "num_ctx=2048"],
+      ["5", "b", 50],
+      ["6", "a", 40, "num_ctx=8192"],
+    );
+    expect(drainOrder(queue, k("b"), T0, STARVE).map((j) => j.id)).to.deep.equal(["2", "5", "1", "4", "3", "6"]);
+    expect(drainOrder(queue, k("a num_ctx=8192"), T0, STARVE).map((j) => j.id)).to.deep.equal([
+      "3",
+      "6",
+      "1",
+      "4",
+      "2",
+      "5",
+    ]);
+  });
 
   it("drains model by model: one switch per model instead of one per job", () => {
     const queue = q(["1", "a", 90], ["2", "b", 80], ["3", "a", 70], ["4", "c", 60], ["5", "b", 50], ["6", "a", 40]);
@@ -61,7 +112,7 @@ describe("drain-policy", () => {
 
   it("follows the resident model whether or not its name carries the tag", () => {
     const queue = q(["1", "b:latest", 30], ["2", "a:latest", 20]);
-    expect(drainOrder(queue, "a", T0, STARVE).map((j) => j.id)).to.deep.equal(["2", "1"]);
+    expect(drainOrder(queue, k("a"), T0, STARVE).map((j) => j.id)).to.deep.equal(["2", "1"]);
   });
 });
 
@@ -80,19 +131,26 @@ describe("drain-policy: drainOrder equals repeated pickNext", () => {
         return {
           id: String(i).padStart(3, "0"),
           model: ["a", "b", "c", "d"][Math.floor(rand() * 4)]!,
+          runnerOptions: ["", "", "num_ctx=2048", "num_ctx=8192"][Math.floor(rand() * 4)]!,
           createdAt: T0 - age,
         };
       });
-      const resident = rand() < 0.3 ? null : ["a", "b", "c", "d"][Math.floor(rand() * 4)]!;
+      const resident =
+        rand() < 0.3
+          ? null
+          : {
+              model: ["a", "b", "c", "d"][Math.floor(rand() * 4)]!,
+              runnerOptions: ["", "num_ctx=2048", "num_ctx=8192"][Math.floor(rand() * 3)]!,
+            };
       const starvation = Math.floor(rand() * 1200);
       const naive: string[] = [];
       const rest = [...queue];
-      let current = resident;
+      let current: LoadKey | null = resident;
       while (rest.length > 0) {
         const next = pickNext(rest, current, T0, starvation)!;
         naive.push(next.id);
         rest.splice(rest.indexOf(next), 1);
-        current = next.model;
+        current = next;
       }
       expect(
         drainOrder(queue, resident, T0, starvation).map((j) => j.id),

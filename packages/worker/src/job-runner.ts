@@ -6,6 +6,7 @@ import {
   type JobsStore,
   LeaseLostError,
   type Logger,
+  loadKeyOf,
   RelayWriter,
   relayFraming,
   targetPathFor,
@@ -52,7 +53,8 @@ export function createJobRunner(deps: JobRunnerDeps) {
 
   async function execute(run: Run): Promise<RunOutcome> {
     const { job, controller } = run;
-    await residency.prepareFor(job.model);
+    const load = loadKeyOf(job.model, job.api, job.request);
+    await residency.prepareFor(load);
     let res: http.IncomingMessage;
     try {
       res = await deps.client.openStream(targetPathFor(job), JSON.stringify(job.request), controller.signal);
@@ -77,7 +79,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
       return outcomes.failed(job, null, { error, status: 502 });
     }
 
-    residency.answered(job.model);
+    residency.answered(load);
     // Released first: if the relay cannot even be opened, the target's answer must not go on unread.
     run.release = () => res.destroy();
     const relay = RelayWriter.open(deps.dataDir, job.id);

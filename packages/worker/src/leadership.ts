@@ -1,5 +1,5 @@
 import os from "node:os";
-import type { Logger, Store } from "@foreman/shared";
+import type { LoadKey, Logger, Store } from "@foreman/shared";
 import { ulid } from "ulid";
 
 export interface LeadershipOptions {
@@ -14,8 +14,8 @@ export interface LeadershipOptions {
   currentJobId?: () => string | null;
   /** This worker's id in the lease (a fresh ULID when not given). */
   workerId?: string;
-  /** The worker model the target holds now, written with each heartbeat for queue positions. */
-  residentModel?: () => string | null;
+  /** The worker model the target holds now, with its runner options, written with each heartbeat for queue positions. */
+  resident?: () => LoadKey | null;
 }
 
 /**
@@ -36,7 +36,7 @@ export function createLeadership(options: LeadershipOptions) {
         const beating = store.workerLease.heartbeat(
           me.workerId,
           options.currentJobId?.() ?? null,
-          options.residentModel?.() ?? null,
+          options.resident?.() ?? null,
         );
         if (beating) logger.debug("heartbeat", { worker_id: me.workerId });
         if (!beating) {

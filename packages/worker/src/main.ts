@@ -2,6 +2,7 @@ import {
   createJobOutcomes,
   displayUrl,
   handleShutdownSignals,
+  loadKeyText,
   logTransitions,
   startProcess,
   watchWakes,
@@ -55,10 +56,16 @@ const residency = createModelResidency({
   logger,
   embedModel: config.embedModel,
   onModelSwitch: (from, to) => {
-    logger.info("model switch", { from, to });
-    store.metrics.increment("foreman_model_loads_total", { model: to });
+    // A load key names the runner options too (a reload for other options is a load); the metric's label
+    // stays the model alone, so its series stay as few as the models.
+    logger.info("model switch", { from: from && loadKeyText(from), to: loadKeyText(to) });
+    store.metrics.increment("foreman_model_loads_total", { model: to.model });
     if (from !== null) store.metrics.increment("foreman_model_swaps_total");
-    store.systemEvents.record("model.loaded", { model: to, previous: from });
+    store.systemEvents.record("model.loaded", {
+      model: to.model,
+      previous: from?.model ?? null,
+      ...(to.runnerOptions ? { runner_options: to.runnerOptions } : {}),
+    });
   },
   onModelUnloaded: (model, reason) => store.systemEvents.record("model.unloaded", { model, reason }),
 });
@@ -120,7 +127,7 @@ const leadership = createLeadership({
   logger,
   heartbeatMs: config.heartbeatMs,
   currentJobId: () => runner.currentJobId(),
-  residentModel: () => residency.resident(),
+  resident: () => residency.resident(),
   onActive: () => {
     rescuer.start();
     waker.start();
@@ -141,7 +148,7 @@ const leadership = createLeadership({
 queue = createQueueRunner({
   store,
   runner,
-  residentModel: () => residency.resident(),
+  resident: () => residency.resident(),
   logger,
   workerId: leadership.identity.workerId,
   isActive: () => leadership.isActive(),

@@ -1,11 +1,11 @@
-import type { Logger, Store } from "@foreman/shared";
+import type { LoadKey, Logger, Store } from "@foreman/shared";
 import type { JobRunner, RunOutcome } from "./job-runner.js";
 
 export interface QueueRunnerOptions {
   store: Store;
   runner: JobRunner;
-  /** The worker model the target holds now (null when unknown): the drain prefers its jobs. */
-  residentModel: () => string | null;
+  /** The worker model the target holds now, with its runner options (null when unknown): the drain prefers its jobs. */
+  resident: () => LoadKey | null;
   logger: Logger;
   workerId: string;
   isActive: () => boolean;
@@ -41,7 +41,7 @@ export function createQueueRunner(options: QueueRunnerOptions) {
       rerun = false;
       const job = store.claims.claimNext({
         workerId: options.workerId,
-        resident: options.residentModel(),
+        resident: options.resident(),
         starvationMs: options.starvationMs,
         now: now(),
       });

@@ -10,6 +10,7 @@ import {
   type JobOutcomes,
   type JobRecord,
   type JobState,
+  type LoadKey,
   type NewJob,
   openStore,
   type RelayEnd,
@@ -71,7 +72,7 @@ export interface World {
   log: LogCapture;
   createJob(overrides?: Partial<NewJob>): JobRecord;
   /** Claims the next job as this worker does (drain order, an attempt counted). */
-  claim(resident?: string | null): JobRecord;
+  claim(resident?: LoadKey | null): JobRecord;
   /** Resolves when job `id` next enters `state`; subscribe before the action that moves it. */
   next(id: string, state: JobState): Promise<JobRecord>;
   /** Every committed transition, in order, from the moment of the call. */
@@ -141,7 +142,7 @@ export function harness() {
           request: CHAT_REQUEST,
           ...overrides,
         }),
-      claim(resident = null) {
+      claim(resident: LoadKey | null = null) {
         const now = options.now?.() ?? Date.now();
         const job = store.claims.claimNext({ workerId, resident, starvationMs: 60_000, now });
         if (!job) throw new Error("nothing to claim");

@@ -72,7 +72,10 @@ describe("job-runner", () => {
           .map((l) => `${l}\n`)
           .join(""),
       );
-      expect(residency.resident(), "the target holds the job's model now").to.equal("llama3.2:latest");
+      expect(residency.resident(), "the target holds the job's model now").to.deep.equal({
+        model: "llama3.2:latest",
+        runnerOptions: "",
+      });
     });
 
     it("relays a stream:false answer as one body, and an OpenAI stream as its SSE payloads", async () => {

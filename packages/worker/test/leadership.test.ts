@@ -188,16 +188,16 @@ describe("leadership", () => {
         heartbeatMs: 60_000,
         workerId: "me",
         currentJobId: () => job,
-        residentModel: () => "qwen3:8b",
+        resident: () => ({ model: "qwen3:8b", runnerOptions: "num_ctx=8192" }),
       });
       me.runOnce();
       job = "job-1";
       t += 500;
       me.runOnce();
-      expect(store.workerLease.holder()).to.include({
+      expect(store.workerLease.holder()).to.deep.include({
         workerId: "me",
         currentJobId: "job-1",
-        residentModel: "qwen3:8b",
+        resident: { model: "qwen3:8b", runnerOptions: "num_ctx=8192" },
         heartbeatAt: t,
       });
     });

@@ -1,7 +1,11 @@
+import { type LoadKey, loadKeyText } from "@foreman/shared";
 import { expect } from "chai";
 import type { SimEvent, Simulator } from "../../ollama-sim/src/index.js";
 import { createModelResidency } from "../src/model-residency.js";
 import { captureLog, harness } from "./harness.js";
+
+/** A load key with no runner options, unless given. */
+const key = (model: string, runnerOptions = ""): LoadKey => ({ model, runnerOptions });
 
 describe("model-residency", () => {
   const h = harness();
@@ -16,7 +20,7 @@ describe("model-residency", () => {
       client,
       logger: log.logger,
       embedModel,
-      onModelSwitch: (from, to) => switches.push([from, to]),
+      onModelSwitch: (from, to) => switches.push([from && loadKeyText(from), loadKeyText(to)]),
     });
     const unloads: string[] = [];
     sim.on((event: SimEvent) => {
@@ -44,34 +48,54 @@ describe("model-residency", () => {
   it("knows the model the target answered with, under its normalized name", async () => {
     const { residency } = await setup();
     expect(residency.resident()).to.equal(null);
-    residency.answered("llama3.2");
-    expect(residency.resident()).to.equal("llama3.2:latest");
+    residency.answered(key("llama3.2"));
+    expect(residency.resident()).to.deep.equal(key("llama3.2:latest"));
+  });
+
+  it("counts a job of the same model with other runner options as a load, and unloads nothing for it", async () => {
+    const { sim, residency, switches, unloads } = await setup();
+    await load(sim, "nomic-embed-text");
+    await load(sim, "llama3.2");
+    residency.answered(key("llama3.2", "num_ctx=2048"));
+    await residency.prepareFor(key("llama3.2", "num_ctx=2048"));
+    expect(residency.resident(), "same load key: kept").to.deep.equal(key("llama3.2:latest", "num_ctx=2048"));
+    await residency.prepareFor(key("llama3.2", "num_ctx=8192"));
+    expect(residency.resident(), "the target reloads it: unknown until it answers").to.equal(null);
+    expect(unloads, "the target reloads the model in place; the embedder stays").to.deep.equal([]);
+    residency.answered(key("llama3.2", "num_ctx=8192"));
+    residency.answered(key("llama3.2", "num_ctx=8192"));
+    residency.answered(key("llama3.2"));
+    expect(switches).to.deep.equal([
+      [null, "llama3.2:latest num_ctx=2048"],
+      ["llama3.2:latest num_ctx=2048", "llama3.2:latest num_ctx=8192"],
+      ["llama3.2:latest num_ctx=8192", "llama3.2:latest"],
+    ]);
   });
 
   it("keeps the model for a job of the same model (tag or no tag): no unload, no switch", async () => {
     const { sim, residency, switches, unloads } = await setup();
     await load(sim, "llama3.2");
-    residency.answered("llama3.2:latest");
+    residency.answered(key("llama3.2:latest"));
     expect(switches, "the first answer is the first load").to.deep.equal([[null, "llama3.2:latest"]]);
-    await residency.prepareFor("llama3.2");
-    residency.answered("llama3.2");
+    await residency.prepareFor(key("llama3.2"));
+    residency.answered(key("llama3.2"));
     expect(switches).to.have.length(1);
     expect(unloads).to.deep.equal([]);
-    expect(residency.resident()).to.equal("llama3.2:latest");
+    expect(residency.resident()).to.deep.equal(key("llama3.2:latest"));
   });
 
   it("unloads the previous worker model before a switch, and never the pinned embedder", async () => {
     const { sim, residency, switches, unloads, log } = await setup();
     await load(sim, "nomic-embed-text");
     await load(sim, "llama3.2");
-    residency.answered("llama3.2");
+    residency.answered(key("llama3.2"));
     switches.length = 0;
-    await residency.prepareFor("qwen3:8b");
+    await residency.prepareFor(key("qwen3:8b"));
     expect(unloads).to.deep.equal(["llama3.2:latest"]);
     expect(loaded(sim)).to.deep.equal(["nomic-embed-text:latest"]);
     expect(switches, "a load is counted when the target answers, not before").to.deep.equal([]);
     expect(residency.resident(), "unknown until the target answers a job of the new model").to.equal(null);
-    residency.answered("qwen3:8b");
+    residency.answered(key("qwen3:8b"));
     expect(switches).to.deep.equal([["llama3.2:latest", "qwen3:8b"]]);
     expect(await log.waitFor("model unloaded")).to.include({ model: "llama3.2:latest", next_model: "qwen3:8b" });
   });
@@ -80,11 +104,11 @@ describe("model-residency", () => {
     // The operator wrote the embedder without a tag; /api/ps names it with ":latest".
     const { sim, residency, switches, unloads } = await setup("nomic-embed-text");
     await load(sim, "nomic-embed-text");
-    await residency.prepareFor("qwen3:8b");
-    residency.answered("qwen3:8b");
+    await residency.prepareFor(key("qwen3:8b"));
+    residency.answered(key("qwen3:8b"));
     expect(switches, "nothing was resident but the embedder").to.deep.equal([[null, "qwen3:8b"]]);
-    residency.answered("nomic-embed-text:latest");
-    await residency.prepareFor("llama3.2");
+    residency.answered(key("nomic-embed-text:latest"));
+    await residency.prepareFor(key("llama3.2"));
     expect(unloads).to.deep.equal([]);
     expect(loaded(sim)).to.deep.equal(["nomic-embed-text:latest"]);
   });
@@ -92,12 +116,12 @@ describe("model-residency", () => {
   it("keeps the resident model when the target lacks the new one (the job fails with the target's 404)", async () => {
     const { sim, residency, switches, unloads } = await setup();
     await load(sim, "llama3.2");
-    residency.answered("llama3.2");
+    residency.answered(key("llama3.2"));
     switches.length = 0;
-    await residency.prepareFor("nosuch:model");
+    await residency.prepareFor(key("nosuch:model"));
     expect(unloads).to.deep.equal([]);
     expect(switches).to.deep.equal([]);
-    expect(residency.resident()).to.equal("llama3.2:latest");
+    expect(residency.resident()).to.deep.equal(key("llama3.2:latest"));
     expect(loaded(sim)).to.deep.equal(["llama3.2:latest"]);
   });
 
@@ -105,15 +129,15 @@ describe("model-residency", () => {
     const { sim, residency, switches, unloads } = await setup();
     await load(sim, "nomic-embed-text");
     await load(sim, "qwen3:8b");
-    residency.answered("llama3.2"); // a belief the target no longer matches (another client loaded qwen3)
+    residency.answered(key("llama3.2")); // a belief the target no longer matches (another client loaded qwen3)
     switches.length = 0;
     residency.forget();
     expect(residency.resident()).to.equal(null);
     sim.resetStats();
-    await residency.prepareFor("llama3.2");
+    await residency.prepareFor(key("llama3.2"));
     expect(sim.stats().requests.byRoute["GET /api/ps"]).to.equal(1);
     expect(unloads).to.deep.equal(["qwen3:8b"]);
-    residency.answered("llama3.2");
+    residency.answered(key("llama3.2"));
     expect(switches).to.deep.equal([["qwen3:8b", "llama3.2:latest"]]);
   });
 
@@ -121,9 +145,9 @@ describe("model-residency", () => {
     const { sim, residency, unloads } = await setup();
     await load(sim, "gemma3:4b");
     sim.resetStats();
-    await residency.prepareFor("gemma3:4b");
-    expect(residency.resident(), "discovered, and the same model: kept").to.equal("gemma3:4b");
-    await residency.prepareFor("gemma3:4b");
+    await residency.prepareFor(key("gemma3:4b"));
+    expect(residency.resident(), "discovered, and the same model: kept").to.deep.equal(key("gemma3:4b"));
+    await residency.prepareFor(key("gemma3:4b"));
     expect(sim.stats().requests.byRoute["GET /api/ps"]).to.equal(1);
     expect(unloads).to.deep.equal([]);
   });
@@ -144,12 +168,12 @@ describe("model-residency", () => {
       client: h.client(target.url),
       logger: log.logger,
       embedModel: undefined,
-      onModelSwitch: (from, to) => switches.push([from, to]),
+      onModelSwitch: (from, to) => switches.push([from && loadKeyText(from), loadKeyText(to)]),
     });
-    residency.answered("llama3.2");
+    residency.answered(key("llama3.2"));
     switches.length = 0;
-    await residency.prepareFor("qwen3:8b");
-    residency.answered("qwen3:8b");
+    await residency.prepareFor(key("qwen3:8b"));
+    residency.answered(key("qwen3:8b"));
     expect(seen).to.deep.equal([
       'POST /api/show {"model":"qwen3:8b"}',
       'POST /api/generate {"model":"llama3.2:latest","keep_alive":0}',
@@ -161,7 +185,7 @@ describe("model-residency", () => {
   it("treats an unreachable target as holding nothing known: no unload, no load counted, the job finds out itself", async () => {
     const { sim, residency, switches, unloads } = await setup();
     await sim.faults.refuseConnections(600_000);
-    await residency.prepareFor("llama3.2");
+    await residency.prepareFor(key("llama3.2"));
     expect(residency.resident()).to.equal(null);
     expect(switches).to.deep.equal([]);
     expect(unloads).to.deep.equal([]);
@@ -176,21 +200,21 @@ describe("model-residency", () => {
       client: h.client(sim.url),
       logger: captureLog().logger,
       embedModel: "nomic-embed-text",
-      onModelSwitch: (from, to) => switches.push([from, to]),
+      onModelSwitch: (from, to) => switches.push([from && loadKeyText(from), loadKeyText(to)]),
       onModelUnloaded: (model, reason) => gone.push([model, reason]),
       now: () => t,
     });
-    residency.answered("llama3.2");
+    residency.answered(key("llama3.2"));
     switches.length = 0;
     // An /api/ps asked before that answer may predate the load: it says nothing about it.
     residency.observeResident([], 999);
-    residency.answered("llama3.2");
+    residency.answered(key("llama3.2"));
     expect(switches).to.deep.equal([]);
     t = 2_000;
     residency.observeResident(["nomic-embed-text:latest"], 1_500);
     expect(gone).to.deep.equal([["llama3.2:latest", "gone"]]);
     expect(residency.resident()).to.equal(null);
-    residency.answered("llama3.2");
+    residency.answered(key("llama3.2"));
     expect(switches, "the target loaded it again").to.deep.equal([[null, "llama3.2:latest"]]);
   });
 });

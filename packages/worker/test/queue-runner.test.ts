@@ -42,7 +42,7 @@ describe("queue-runner", () => {
         target.up = false;
         target.downCalls++;
       },
-      residentModel: () => residency.resident(),
+      resident: () => residency.resident(),
       logger: world.log.logger,
       workerId: world.workerId,
       isActive: options.isActive ?? (() => true),

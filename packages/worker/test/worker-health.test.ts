@@ -10,7 +10,7 @@ describe("worker-health", () => {
     acquiredAt: 0,
     heartbeatAt: 9_700,
     currentJobId: null,
-    residentModel: null,
+    resident: null,
     ...over,
   });
 

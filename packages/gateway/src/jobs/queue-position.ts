@@ -2,7 +2,7 @@ import type { JobRecord, Store } from "@foreman/shared";
 
 /**
  * Where queued jobs stand in the order the worker will drain the queue (drain-by-model, ADR 0007), given
- * the worker model the active worker reported in its last heartbeat. Counted in SQL over indexes, so the
+ * the worker model (and its runner options) the active worker reported in its last heartbeat. Counted in SQL over indexes, so the
  * cost does not come from reading the queue; pass a whole page at once.
  */
 export function queuePositions(
@@ -13,7 +13,7 @@ export function queuePositions(
 ): Map<string, number> {
   const queued = jobs.filter((j) => j.state === "queued");
   if (queued.length === 0) return new Map();
-  const resident = store.workerLease.holder()?.residentModel ?? null;
+  const resident = store.workerLease.holder()?.resident ?? null;
   return store.queuePositions.positions(queued, { resident, now, starvationMs });
 }
 

@@ -240,4 +240,21 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX jobs_by_state ON jobs (state, id, model, created_at);
     `,
   },
+  {
+    version: 9,
+    name: "drain-by-load-key",
+    sql: `
+      -- Jobs drain by load key, the model plus the runner options that make Ollama reload it (num_ctx,
+      -- num_batch, num_gpu, main_gpu, use_mmap, num_thread): '' when the request sets none. Jobs created
+      -- before this version keep '' and drain by model alone, as they did.
+      ALTER TABLE jobs ADD COLUMN runner_options TEXT NOT NULL DEFAULT '';
+      DROP INDEX jobs_queued_by_model;
+      CREATE INDEX jobs_queued_by_model ON jobs (model, runner_options, id) WHERE state = 'queued';
+      -- The queue walks of the position count group by load key, so the index they read carries it.
+      DROP INDEX jobs_by_state;
+      CREATE INDEX jobs_by_state ON jobs (state, id, model, runner_options, created_at);
+      -- The runner options of the worker model the active worker holds, beside resident_model.
+      ALTER TABLE worker_lease ADD COLUMN resident_runner_options TEXT;
+    `,
+  },
 ];

@@ -1,17 +1,19 @@
 import { encodeTime, TIME_MAX } from "ulid";
+import { type LoadKey, loadKeyText } from "../load-key.js";
+import { normalizeModelName } from "../model-name.js";
 import type { Db } from "./database.js";
 
 /** What the drain order depends on besides the queue itself (see `drainOrder` in drain-policy.ts). */
 export interface DrainContext {
-  /** The worker model the active worker holds now (null when none, or no worker). */
-  resident: string | null;
+  /** The worker model the active worker holds now, with its runner options (null when none, or no worker). */
+  resident: LoadKey | null;
   now: number;
   starvationMs: number;
 }
 
+/** A job to position: its load key is read from the queue, in the snapshot that counts. */
 export interface QueuedJobKey {
   id: string;
-  model: string;
 }
 
 /** Sorts after every ULID: an open upper bound for `id <= @upTo`. */
@@ -35,20 +37,20 @@ function firstIdAfter(cutoff: number): string {
  *
  * 1. the starved prefix S: the queued jobs, oldest first, before the first one that has not waited
  *    `starvationMs` (call it b);
- * 2. then the rest, R, grouped by model: first the group of the model that will be current after S (the
- *    last starved job's, or the resident one when S is empty), then each other group in the order of its
- *    oldest job in R; within a group, oldest first.
+ * 2. then the rest, R, grouped by load key (model and runner options, ADR 0025): first the group of the load
+ *    key that will be current after S (the last starved job's, or the resident one when S is empty), then each
+ *    other group in the order of its oldest job in R; within a group, oldest first.
  *
  * So a job in S stands at its rank in the queue, and a job in R at |S| + the sizes of the groups before its
  * own + its rank in its group. Every term is a seek or a range count on an index that covers it
- * (`jobs_by_state`: state, id, model, created_at; `jobs_queued_by_model`), never a table row, and all reads
+ * (`jobs_by_state`: state, id, model, runner_options, created_at; `jobs_queued_by_model`), never a table row, and all reads
  * share one snapshot. A count still steps through the index entries it counts (SQLite keeps no subtree sizes), about
  * 30 ns each in C, so the cost follows the number of jobs ahead, each counted about once (ADR 0019). A page
  * is positioned in the same pass: ranks are counted between consecutive jobs, and each group sized once.
  */
 export function createQueuePositionStore(db: Db) {
-  const queuedModel = db.prepare<[string], { model: string }>(
-    "SELECT model FROM jobs WHERE id = ? AND state = 'queued'",
+  const queuedLoadKey = db.prepare<[string], LoadKey>(
+    "SELECT model, runner_options AS runnerOptions FROM jobs WHERE id = ? AND state = 'queued'",
   );
   // The first queued job, in queue order, that has not waited the starvation bound: the end of S. Starting
   // at `from` (firstIdAfter) skips the jobs known to be starved, so this is usually the first entry it reads.
@@ -56,22 +58,27 @@ export function createQueuePositionStore(db: Db) {
     `SELECT id FROM jobs INDEXED BY jobs_by_state
       WHERE state = 'queued' AND id >= @from AND id <= @upTo AND created_at > @cutoff ORDER BY id LIMIT 1`,
   );
-  const lastBefore = db.prepare<{ before: string }, { id: string; model: string }>(
-    `SELECT id, model FROM jobs INDEXED BY jobs_by_state
+  const lastBefore = db.prepare<{ before: string }, { id: string } & LoadKey>(
+    `SELECT id, model, runner_options AS runnerOptions FROM jobs INDEXED BY jobs_by_state
       WHERE state = 'queued' AND id < @before ORDER BY id DESC LIMIT 1`,
   );
   const countQueued = db.prepare<{ after: string; upTo: string }, { n: number }>(
     "SELECT COUNT(*) AS n FROM jobs INDEXED BY jobs_by_state WHERE state = 'queued' AND id > @after AND id <= @upTo",
   );
-  const countQueuedOfModel = db.prepare<{ model: string; after: string; upTo: string }, { n: number }>(
+  const countQueuedOfLoad = db.prepare<
+    { model: string; runnerOptions: string; after: string; upTo: string },
+    { n: number }
+  >(
     `SELECT COUNT(*) AS n FROM jobs INDEXED BY jobs_queued_by_model
-      WHERE state = 'queued' AND model = @model AND id > @after AND id <= @upTo`,
+      WHERE state = 'queued' AND model = @model AND runner_options = @runnerOptions AND id > @after AND id <= @upTo`,
   );
-  // The oldest job after `after` whose model has no group yet: it opens the next group. Every job it steps
-  // over belongs to a group already placed, so the walks of successive calls never overlap.
-  const nextGroupHead = db.prepare<{ after: string; placed: string }, { id: string; model: string }>(
-    `SELECT id, model FROM jobs INDEXED BY jobs_by_state
-      WHERE state = 'queued' AND id > @after AND model NOT IN (SELECT value FROM json_each(@placed))
+  // The oldest job after `after` whose load key has no group yet: it opens the next group. Every job it steps
+  // over belongs to a group already placed, so the walks of successive calls never overlap. `placed` is a
+  // JSON array of [model, runner options] pairs.
+  const nextGroupHead = db.prepare<{ after: string; placed: string }, { id: string } & LoadKey>(
+    `SELECT id, model, runner_options AS runnerOptions FROM jobs INDEXED BY jobs_by_state
+      WHERE state = 'queued' AND id > @after
+        AND (model, runner_options) NOT IN (SELECT value ->> 0, value ->> 1 FROM json_each(@placed))
       ORDER BY id LIMIT 1`,
   );
 
@@ -79,8 +86,10 @@ export function createQueuePositionStore(db: Db) {
     const out = new Map<string, number>();
     // Only jobs still queued in this snapshot have a position (one may have been claimed since it was read).
     const targets = [...new Set(jobs.map((j) => j.id))]
-      .map((id) => ({ id, model: queuedModel.get(id)?.model }))
-      .filter((j): j is QueuedJobKey => j.model !== undefined)
+      .flatMap((id) => {
+        const key = queuedLoadKey.get(id);
+        return key ? [{ id, ...key }] : [];
+      })
       .sort((a, b) => (a.id < b.id ? -1 : 1));
     if (targets.length === 0) return out;
     const cutoff = context.now - context.starvationMs;
@@ -89,7 +98,7 @@ export function createQueuePositionStore(db: Db) {
     // Jobs in S: their rank in the queue, counted between consecutive targets.
     let rank = 0;
     let after = "";
-    const rest: QueuedJobKey[] = [];
+    const rest: Array<{ id: string } & LoadKey> = [];
     for (const job of targets) {
       if (boundary !== undefined && job.id >= boundary) {
         rest.push(job);
@@ -104,34 +113,39 @@ export function createQueuePositionStore(db: Db) {
     const lastStarved = lastBefore.get({ before: boundary! });
     const starvedCount = lastStarved ? rank + countQueued.get({ after, upTo: lastStarved.id })!.n : 0;
     const restAfter = lastStarved?.id ?? "";
-    const current = lastStarved?.model ?? context.resident;
+    // Queued models are stored normalized, so the resident's name is compared in the same form.
+    const current =
+      lastStarved ?? (context.resident && { ...context.resident, model: normalizeModelName(context.resident.model) });
 
-    const byModel = new Map<string, QueuedJobKey[]>();
+    const byLoad = new Map<string, typeof rest>();
     for (const job of rest) {
-      const group = byModel.get(job.model);
+      const key = loadKeyText(job);
+      const group = byLoad.get(key);
       if (group) group.push(job);
-      else byModel.set(job.model, [job]);
+      else byLoad.set(key, [job]);
     }
     let offset = starvedCount;
-    const placed: string[] = [];
-    const placeGroup = (model: string) => {
+    const placed: Array<[string, string]> = [];
+    const placeGroup = ({ model, runnerOptions }: LoadKey) => {
+      const key = loadKeyText({ model, runnerOptions });
       let inGroup = 0;
       let groupAfter = restAfter;
-      for (const job of byModel.get(model) ?? []) {
-        inGroup += countQueuedOfModel.get({ model, after: groupAfter, upTo: job.id })!.n;
+      for (const job of byLoad.get(key) ?? []) {
+        inGroup += countQueuedOfLoad.get({ model, runnerOptions, after: groupAfter, upTo: job.id })!.n;
         groupAfter = job.id;
         out.set(job.id, offset + inGroup);
       }
-      byModel.delete(model);
-      placed.push(model);
-      if (byModel.size > 0) offset += inGroup + countQueuedOfModel.get({ model, after: groupAfter, upTo: END })!.n;
+      byLoad.delete(key);
+      placed.push([model, runnerOptions]);
+      if (byLoad.size > 0)
+        offset += inGroup + countQueuedOfLoad.get({ model, runnerOptions, after: groupAfter, upTo: END })!.n;
     };
-    if (current !== null) placeGroup(current);
+    if (current) placeGroup(current);
     let head = restAfter;
-    while (byModel.size > 0) {
+    while (byLoad.size > 0) {
       const next = nextGroupHead.get({ after: head, placed: JSON.stringify(placed) });
       if (!next) break;
-      placeGroup(next.model);
+      placeGroup(next);
       head = next.id;
     }
     return out;

@@ -1,6 +1,7 @@
 import { monotonicFactory } from "ulid";
 import { assertTransition, eventForState, isTerminal, type JobState } from "../job-states.js";
 import { toJobView } from "../job-view.js";
+import { loadKeyOf } from "../load-key.js";
 import { normalizeModelName } from "../model-name.js";
 import { type ArtifactRecord, type ArtifactsStore, createArtifactsStore } from "./artifacts.js";
 import type { Db } from "./database.js";
@@ -80,10 +81,10 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
   const newId = monotonicFactory();
   const artifacts = options.artifacts ?? createArtifactsStore(db);
   const insertJob = db.prepare(
-    `INSERT INTO jobs (id, kind, api, mode, model, state, request, metadata, webhook_url, webhook_secret,
-       webhook_events, idempotency_key, request_hash, max_attempts, created_at, queued_at, updated_at)
-     VALUES (@id, @kind, @api, @mode, @model, 'queued', @request, @metadata, @webhook_url, @webhook_secret,
-       @webhook_events, @idempotency_key, @request_hash, @max_attempts, @now, @now, @now)`,
+    `INSERT INTO jobs (id, kind, api, mode, model, runner_options, state, request, metadata, webhook_url,
+       webhook_secret, webhook_events, idempotency_key, request_hash, max_attempts, created_at, queued_at, updated_at)
+     VALUES (@id, @kind, @api, @mode, @model, @runner_options, 'queued', @request, @metadata, @webhook_url,
+       @webhook_secret, @webhook_events, @idempotency_key, @request_hash, @max_attempts, @now, @now, @now)`,
   );
   const selectJob = db.prepare<[string], JobRow>("SELECT * FROM jobs WHERE id = ?");
   const insertHistory = db.prepare(
@@ -158,7 +159,9 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
       cancel_requested_at: null,
       updated_at: at,
     };
-    insertJob.run({ ...row, now: at });
+    // The drain groups jobs by load key (ADR 0025): the runner options are stored beside the model.
+    const { runnerOptions } = loadKeyOf(row.model, row.api, input.request);
+    insertJob.run({ ...row, runner_options: runnerOptions, now: at });
     insertHistory.run(id, null, "queued", 0, null, at);
     // Built from what was inserted rather than read back: this is the hot path of POST /jobs.
     const job = jobFromRow(row);

@@ -1,3 +1,4 @@
+import type { LoadKey } from "../load-key.js";
 import type { Db } from "./database.js";
 
 export interface LeaseHolder {
@@ -7,7 +8,8 @@ export interface LeaseHolder {
   acquiredAt: number;
   heartbeatAt: number;
   currentJobId: string | null;
-  residentModel: string | null;
+  /** The worker model the target holds, with its runner options (the drain's resident load key). */
+  resident: LoadKey | null;
 }
 
 export interface LeaseClaimant {
@@ -26,6 +28,7 @@ interface LeaseRow {
   heartbeat_at: number;
   current_job_id: string | null;
   resident_model: string | null;
+  resident_runner_options: string | null;
 }
 
 const toHolder = (r: LeaseRow): LeaseHolder => ({
@@ -35,7 +38,8 @@ const toHolder = (r: LeaseRow): LeaseHolder => ({
   acquiredAt: r.acquired_at,
   heartbeatAt: r.heartbeat_at,
   currentJobId: r.current_job_id,
-  residentModel: r.resident_model,
+  resident:
+    r.resident_model === null ? null : { model: r.resident_model, runnerOptions: r.resident_runner_options ?? "" },
 });
 
 /** A worker tried to move a job after another worker took the lease over; nothing was written. */
@@ -101,10 +105,12 @@ export function createWorkerLeaseStore(
      VALUES (1, @worker_id, @pid, @hostname, @now, @now, NULL)
      ON CONFLICT (id) DO UPDATE SET worker_id = excluded.worker_id, pid = excluded.pid,
        hostname = excluded.hostname, acquired_at = excluded.acquired_at,
-       heartbeat_at = excluded.heartbeat_at, current_job_id = NULL, resident_model = NULL`,
+       heartbeat_at = excluded.heartbeat_at, current_job_id = NULL, resident_model = NULL,
+       resident_runner_options = NULL`,
   );
   const beat = db.prepare(
-    "UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ?, resident_model = ? WHERE id = 1 AND worker_id = ?",
+    `UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ?, resident_model = ?, resident_runner_options = ?
+      WHERE id = 1 AND worker_id = ?`,
   );
   const release = db.prepare("DELETE FROM worker_lease WHERE id = 1 AND worker_id = ?");
   const standbyBeat = db.prepare(
@@ -136,8 +142,9 @@ export function createWorkerLeaseStore(
       return acquire.immediate(me);
     },
     /** Renews our lease; false means we lost it (another worker took over while we stalled). */
-    heartbeat(workerId: string, currentJobId: string | null = null, residentModel: string | null = null): boolean {
-      return beat.run(now(), currentJobId, residentModel, workerId).changes === 1;
+    heartbeat(workerId: string, currentJobId: string | null = null, resident: LoadKey | null = null): boolean {
+      const changes = beat.run(now(), currentJobId, resident?.model ?? null, resident?.runnerOptions ?? null, workerId);
+      return changes.changes === 1;
     },
     release(workerId: string): void {
       release.run(workerId);

@@ -1,5 +1,6 @@
 import { expect } from "chai";
 import { pickNext, type QueuedJobRef } from "../../src/drain-policy.js";
+import { runnerOptionsKey } from "../../src/runner-options.js";
 import { OLDEST_QUEUED_FOR_MODEL_SQL, OLDEST_QUEUED_SQL } from "../../src/store/claim.js";
 import { openStore, type Store } from "../../src/store/store.js";
 import { fakeClock, tempDbPath } from "./helpers.js";
@@ -15,10 +16,12 @@ describe("store/claim", () => {
   });
   afterEach(() => store.close());
 
-  const enqueue = (model: string) => {
+  const enqueue = (model: string, options?: Record<string, unknown>) => {
     clock.advance(1);
-    return store.transitions.createJob({ kind: "chat", api: "ollama", mode: "async", model, request: { model } });
+    const request = options ? { model, options } : { model };
+    return store.transitions.createJob({ kind: "chat", api: "ollama", mode: "async", model, request });
   };
+  const key = (model: string, runnerOptions = "") => ({ model, runnerOptions });
 
   it("claims nothing from an empty queue, and nothing without the lease", () => {
     expect(store.claims.claimNext({ workerId: "w1", resident: null, starvationMs: 1000, now: clock.now() })).to.equal(
@@ -39,12 +42,40 @@ describe("store/claim", () => {
   it("prefers the resident model's job, named with or without its tag", () => {
     enqueue("b");
     const forResident = enqueue("a");
-    const claimed = store.claims.claimNext({ workerId: "w1", resident: "a", starvationMs: 1000, now: clock.now() });
+    const claimed = store.claims.claimNext({
+      workerId: "w1",
+      resident: key("a"),
+      starvationMs: 1000,
+      now: clock.now(),
+    });
     expect(claimed?.id).to.equal(forResident.id);
+  });
+
+  it("prefers the resident load key: the resident model with other runner options is another load", () => {
+    enqueue("a", { num_ctx: 2048 });
+    const sameOptions = enqueue("a", { num_ctx: 8192, temperature: 0.1 });
+    const resident = key("a:latest", "num_ctx=8192");
+    const claimed = store.claims.claimNext({ workerId: "w1", resident, starvationMs: 1000, now: clock.now() });
+    expect(claimed?.id).to.equal(sameOptions.id);
+  });
+
+  it("keeps a job with no runner options apart from one that names the default", () => {
+    const explicit = enqueue("a", { num_ctx: 2048 });
+    const plain = enqueue("a", { temperature: 0 });
+    const claimed = store.claims.claimNext({
+      workerId: "w1",
+      resident: key("a"),
+      starvationMs: 1000,
+      now: clock.now(),
+    });
+    expect(claimed?.id).to.equal(plain.id);
+    expect(explicit.id < plain.id).to.equal(true);
   });
 
   it("agrees with pickNext on random queues (the SQL implements the policy)", () => {
     const models = ["a", "b", "c"];
+    const optionSets = [undefined, { num_ctx: 2048 }, { num_ctx: 8192 }, { num_ctx: 2048, num_gpu: 1 }];
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
     let seed = 42;
     const rand = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -56,10 +87,11 @@ describe("store/claim", () => {
       const size = 1 + Math.floor(rand() * 12);
       for (let i = 0; i < size; i++) {
         clock.advance(Math.floor(rand() * 50));
-        const job = enqueue(models[Math.floor(rand() * 3)]!);
-        refs.push({ id: job.id, model: job.model, createdAt: job.createdAt });
+        const options = pick(optionSets);
+        const job = enqueue(pick(models), options);
+        refs.push({ id: job.id, model: job.model, runnerOptions: runnerOptionsKey(options), createdAt: job.createdAt });
       }
-      const resident = rand() < 0.2 ? null : models[Math.floor(rand() * 3)]!;
+      const resident = rand() < 0.2 ? null : key(pick(models), runnerOptionsKey(pick(optionSets)));
       const starvationMs = Math.floor(rand() * 400);
       const expected = pickNext(refs, resident, clock.now(), starvationMs);
       const claimed = store.claims.claimNext({ workerId: "w1", resident, starvationMs, now: clock.now() });
@@ -76,7 +108,9 @@ describe("store/claim: query plans", () => {
         .map((r) => r.detail)
         .join(" | ");
     expect(plan(OLDEST_QUEUED_SQL)).to.match(/USING (COVERING )?INDEX jobs_by_state \(state=\?\)/);
-    expect(plan(OLDEST_QUEUED_FOR_MODEL_SQL, "m:latest")).to.match(/INDEX jobs_queued_by_model \(model=\?\)/);
+    expect(plan(OLDEST_QUEUED_FOR_MODEL_SQL, "m:latest", "")).to.match(
+      /INDEX jobs_queued_by_model \(model=\? AND runner_options=\?\)/,
+    );
     store.close();
   });
 });

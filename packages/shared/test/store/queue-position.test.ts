@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { expect } from "chai";
 import { drainOrder, type QueuedJobRef } from "../../src/drain-policy.js";
+import { runnerOptionsKey } from "../../src/runner-options.js";
 import { openStore, type Store } from "../../src/store/store.js";
 import { fakeClock, tempDbPath } from "./helpers.js";
 
@@ -19,12 +20,20 @@ describe("store/queue-position", () => {
     fs.rmSync(path.dirname(store.db.name), { recursive: true, force: true });
   });
 
-  const enqueue = (model: string) =>
-    store.transitions.createJob({ kind: "chat", api: "ollama", mode: "async", model, request: { model } });
+  const enqueue = (model: string, options?: Record<string, unknown>) =>
+    store.transitions.createJob({
+      kind: "chat",
+      api: "ollama",
+      mode: "async",
+      model,
+      request: options ? { model, options } : { model },
+    });
   /** What the pure policy is fed: the queued jobs in queue order, read straight from the table. */
   const queuedRefs = () =>
     store.db
-      .prepare("SELECT id, model, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id")
+      .prepare(
+        "SELECT id, model, runner_options AS runnerOptions, created_at AS createdAt FROM jobs WHERE state = 'queued' ORDER BY id",
+      )
       .all() as QueuedJobRef[];
 
   it("worked example: starved prefix, then the current model's group, then groups by their oldest job", () => {
@@ -43,9 +52,30 @@ describe("store/queue-position", () => {
     const c2 = at(5_000, "c");
     const positions = store.queuePositions.positions(
       [a1, b1, c1, a2, b2, c2].map((id) => store.jobs.get(id)!),
-      { resident: "a:latest", now: clock.now(), starvationMs: 60_000 },
+      { resident: { model: "a:latest", runnerOptions: "" }, now: clock.now(), starvationMs: 60_000 },
     );
     expect(Object.fromEntries(positions)).to.deep.equal({ [a1]: 1, [b1]: 2, [b2]: 3, [c1]: 4, [c2]: 5, [a2]: 6 });
+  });
+
+  it("worked example: one model with two num_ctx values is two groups, the resident one first", () => {
+    const a2k1 = enqueue("a", { num_ctx: 2048 }).id;
+    const a8k1 = enqueue("a", { num_ctx: 8192 }).id;
+    const b1 = enqueue("b").id;
+    const a2k2 = enqueue("a", { num_ctx: 2048, temperature: 1 }).id;
+    const a8k2 = enqueue("a", { num_ctx: 8192 }).id;
+    const a1 = enqueue("a").id;
+    const positions = store.queuePositions.positions(
+      [a2k1, a8k1, b1, a2k2, a8k2, a1].map((id) => store.jobs.get(id)!),
+      { resident: { model: "a", runnerOptions: "num_ctx=8192" }, now: clock.now(), starvationMs: 60_000 },
+    );
+    expect(Object.fromEntries(positions)).to.deep.equal({
+      [a8k1]: 1,
+      [a8k2]: 2,
+      [a2k1]: 3,
+      [a2k2]: 4,
+      [b1]: 5,
+      [a1]: 6,
+    });
   });
 
   it("leaves out jobs that are not queued, and counts none of them ahead", () => {
@@ -67,6 +97,7 @@ describe("store/queue-position", () => {
 
   it("equals the positions drainOrder gives, on random queues, one job at a time and a page at once", () => {
     const models = ["a", "b", "c", "d"];
+    const optionSets = [undefined, undefined, { num_ctx: 2048 }, { num_ctx: 8192 }, { use_mmap: false }];
     let seed = 11;
     const rand = () => {
       seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -81,7 +112,7 @@ describe("store/queue-position", () => {
         // keeps queue order, but created_at is no longer monotone in it, so the starved prefix can end
         // before a job that has waited long enough.
         clock.advance(rand() < 0.15 ? -Math.floor(rand() * 300) : Math.floor(rand() * 100));
-        enqueue(pick(models));
+        enqueue(pick(models), pick(optionSets));
       }
       // Some jobs leave the queue: one claimed, some canceled.
       if (rand() < 0.5) store.claims.claimNext({ workerId: "w1", resident: null, starvationMs: 0, now: clock.now() });
@@ -90,7 +121,10 @@ describe("store/queue-position", () => {
       }
       clock.advance(Math.floor(rand() * 200));
       const context = {
-        resident: rand() < 0.25 ? null : `${pick([...models, "e"])}:latest`,
+        resident:
+          rand() < 0.25
+            ? null
+            : { model: `${pick([...models, "e"])}:latest`, runnerOptions: runnerOptionsKey(pick(optionSets)) },
         now: clock.now(),
         starvationMs: Math.floor(rand() * 1500),
       };
@@ -127,9 +161,11 @@ describe("store/queue-position: query plans", () => {
     expect(
       plan(
         `SELECT COUNT(*) FROM jobs INDEXED BY jobs_queued_by_model
-          WHERE state = 'queued' AND model = 'm' AND id > 'A' AND id <= 'B'`,
+          WHERE state = 'queued' AND model = 'm' AND runner_options = '' AND id > 'A' AND id <= 'B'`,
       ),
-    ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_queued_by_model \(model=\? AND id>\? AND id<\?\)$/);
+    ).to.match(
+      /^SEARCH jobs USING COVERING INDEX jobs_queued_by_model \(model=\? AND runner_options=\? AND id>\? AND id<\?\)$/,
+    );
     expect(
       plan(
         `SELECT id FROM jobs INDEXED BY jobs_by_state
@@ -138,8 +174,10 @@ describe("store/queue-position: query plans", () => {
     ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id>\? AND id<\?\)$/);
     expect(
       plan(
-        `SELECT id, model FROM jobs INDEXED BY jobs_by_state
-          WHERE state = 'queued' AND id > 'A' AND model NOT IN (SELECT value FROM json_each('[]')) ORDER BY id LIMIT 1`,
+        `SELECT id, model, runner_options FROM jobs INDEXED BY jobs_by_state
+          WHERE state = 'queued' AND id > 'A'
+            AND (model, runner_options) NOT IN (SELECT value ->> 0, value ->> 1 FROM json_each('[]'))
+          ORDER BY id LIMIT 1`,
       ),
     ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id>\?\) \| LIST SUBQUERY/);
     store.close();

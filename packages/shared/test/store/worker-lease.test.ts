@@ -100,8 +100,9 @@ describe("store/worker-lease: what the heartbeat reports", () => {
     migrate(db);
     const lease = createWorkerLeaseStore(db, { staleMs: 1000 });
     lease.tryAcquire({ workerId: "A", pid: 1, hostname: "h" });
-    expect(lease.heartbeat("A", "job-9", "qwen3:8b")).to.equal(true);
-    expect(lease.holder()).to.include({ currentJobId: "job-9", residentModel: "qwen3:8b" });
+    const resident = { model: "qwen3:8b", runnerOptions: "num_ctx=8192" };
+    expect(lease.heartbeat("A", "job-9", resident)).to.equal(true);
+    expect(lease.holder()).to.deep.include({ currentJobId: "job-9", resident });
     db.close();
     fs.rmSync(path.dirname(dbPath), { recursive: true, force: true });
   });
