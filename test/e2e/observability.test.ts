@@ -145,7 +145,8 @@ describe("e2e: observability — metrics, status, events", function () {
     let status: Json = {};
     for (let i = 0; i < 50; i++) {
       status = await (await get("/status")).json();
-      if (status.worker.current_job?.state === "working") break;
+      // The job before it (the previous test's) may still be the one running: wait for this one.
+      if (status.worker.current_job?.id === id && status.worker.current_job.state === "working") break;
       await get(`/jobs/${id}?wait=0.1`);
     }
     expect(status.worker).to.include({ active: true });
