@@ -159,12 +159,15 @@ describe("e2e: observability — metrics, status, events", function () {
 
     const mark = worker.lines.length;
     await sim.faults.refuseConnections(60_000);
-    await worker.waitForLog("target down", 10_000, mark);
-    const down: Json = await (await get("/status")).json();
-    expect(down.target.reachable).to.equal(false);
-    expect(down.target.since).to.be.a("string");
-    expect(down.target.error).to.be.a("string");
-    await sim.faults.clear();
+    try {
+      await worker.waitForLog("target down", 10_000, mark);
+      const down: Json = await (await get("/status")).json();
+      expect(down.target.reachable).to.equal(false);
+      expect(down.target.since).to.be.a("string");
+      expect(down.target.error).to.be.a("string");
+    } finally {
+      await sim.faults.clear();
+    }
     await worker.waitForLog("target up", 10_000, mark);
   });
 

@@ -58,7 +58,7 @@ const residency = createModelResidency({
   onModelSwitch: (from, to) => {
     // A load key names the runner options too (a reload for other options is a load); the metric's label
     // stays the model alone, so its series stay as few as the models.
-    logger.info("model switch", { from: from && loadKeyText(from), to: loadKeyText(to) });
+    // Counted and recorded before it is logged: a reader of the log line finds it in the store.
     store.metrics.increment("foreman_model_loads_total", { model: to.model });
     if (from !== null) store.metrics.increment("foreman_model_swaps_total");
     store.systemEvents.record("model.loaded", {
@@ -66,6 +66,7 @@ const residency = createModelResidency({
       previous: from?.model ?? null,
       ...(to.runnerOptions ? { runner_options: to.runnerOptions } : {}),
     });
+    logger.info("model switch", { from: from && loadKeyText(from), to: loadKeyText(to) });
   },
   onModelUnloaded: (model, reason) => store.systemEvents.record("model.unloaded", { model, reason }),
 });

@@ -77,8 +77,8 @@ export function createModelResidency(deps: ModelResidencyDeps) {
       if (previous !== null && !sameModel(previous.model, deps.embedModel)) {
         try {
           await client.unload(previous.model);
-          logger.info("model unloaded", { model: previous.model, next_model: next.model });
           deps.onModelUnloaded?.(previous.model, "switch");
+          logger.info("model unloaded", { model: previous.model, next_model: next.model });
           // Whatever answers next was loaded in its place (even the same model again, after a failed switch).
           if (lastLoaded !== null && sameModel(lastLoaded.model, previous.model)) {
             switchedFrom = previous;

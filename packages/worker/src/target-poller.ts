@@ -55,26 +55,27 @@ export function createTargetPoller(options: TargetPollerOptions) {
     if (reachable === lastReachable) return;
     const previous = lastReachable;
     lastReachable = reachable;
+    // Recorded before it is logged: whoever reads the log line and then asks the store finds it there.
     if (reachable) {
       const downForMs = downSince === null ? null : now() - downSince;
       downSince = null;
       probeDelayMs = 0;
+      store.systemEvents.record("target.up", {
+        version: result.version,
+        ...(downForMs !== null ? { down_for_ms: downForMs } : {}),
+      });
       logger.info("target up", {
         url: client.baseUrl,
         version: result.version,
         resident: result.resident.map((m) => m.name),
         ...(downForMs !== null ? { down_for_ms: downForMs } : {}),
       });
-      store.systemEvents.record("target.up", {
-        version: result.version,
-        ...(downForMs !== null ? { down_for_ms: downForMs } : {}),
-      });
       if (previous === false) options.onUp?.();
     } else {
       downSince = now();
       lastWaitLogAt = downSince;
-      logger.warn("target down", { url: client.baseUrl, error: result.error });
       store.systemEvents.record("target.down", { error: result.error });
+      logger.warn("target down", { url: client.baseUrl, error: result.error });
       options.onDown?.();
     }
   }
@@ -112,9 +113,9 @@ export function createTargetPoller(options: TargetPollerOptions) {
       if (embedModel && !ps.models.some((m) => sameModel(m.name, embedModel) || sameModel(m.model, embedModel))) {
         await client.loadEmbedder(embedModel, -1);
         pinned = true;
-        logger.info("embedder pinned", { model: embedModel, reason: "missing from /api/ps" });
         store.metrics.increment("foreman_model_loads_total", { model: embedModel });
         store.systemEvents.record("model.loaded", { model: embedModel, embedder: true });
+        logger.info("embedder pinned", { model: embedModel, reason: "missing from /api/ps" });
         ps = await client.ps();
       }
       result = {
