@@ -41,7 +41,7 @@ const durationMs = num("BENCH_DURATION_MS", 5000, 1000);
 const benches: Array<[string, () => Promise<BenchResult | Section | Section[]>]> = [
   ["embed-proxy", () => benchEmbedProxy(durationMs, small ? 1 : 3)],
   ["generation", () => benchGeneration(num("BENCH_ITERATIONS", 200, 50), small ? 300 : 1000)],
-  ["drain", () => benchDrain(small ? 15 : 60)],
+  ["drain", () => benchDrain(small ? 9 : 60)],
   ["mixed", () => benchMixed(small ? SMALL_WORKLOAD : FULL_WORKLOAD)],
   ["post-jobs", () => benchPostJobs(durationMs)],
   [
@@ -52,6 +52,7 @@ const benches: Array<[string, () => Promise<BenchResult | Section | Section[]>]>
         finished: num("BENCH_JOBS", 1_000_000, 100_000),
         posts: num("BENCH_POSTS", 100_000, 10_000),
         durationMs,
+        rounds: small ? 200 : 500,
       }),
   ],
 ];

@@ -111,8 +111,14 @@ async function postJobs(url: string, count: number, concurrency: number): Promis
  * and none finished, both gateways up at once with requests alternating between them. Then the RSS of a
  * gateway after `posts` POST /jobs with no worker, and of the worker started on that queue.
  */
-export async function benchScale(options: { queued: number; finished: number; posts: number; durationMs: number }) {
-  const { queued, finished, posts, durationMs } = options;
+export async function benchScale(options: {
+  queued: number;
+  finished: number;
+  posts: number;
+  durationMs: number;
+  rounds: number;
+}) {
+  const { queued, finished, posts, durationMs, rounds } = options;
   const dir = makeTempDir("foreman-bench-scale-");
   const sim = await startSim(["--load-ms", "0", "--tps", "1000000"]);
   const gateways: Array<Awaited<ReturnType<typeof startGateway>>> = [];
@@ -134,7 +140,6 @@ export async function benchScale(options: { queued: number; finished: number; po
       dbs.push({ label, dbPath, sample, get: [] as number[], list: [] as number[], claim: [] as number[], post: 0 });
     }
     const fillSeconds = (performance.now() - t0) / 1000;
-    const rounds = 500;
     for (let i = 0; i < rounds; i++) {
       for (const [k, db] of dbs.entries()) {
         const url = gateways[k]!.url;
