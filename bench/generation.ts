@@ -1,5 +1,5 @@
 import http from "node:http";
-import { findNginx, percentile, startForeman, startNginx, startSim, table } from "./lib.js";
+import { findNginx, percentile, type SummaryRow, startForeman, startNginx, startSim, table } from "./lib.js";
 
 type Route = [name: string, url: string | null];
 
@@ -75,7 +75,8 @@ async function ttftBench(routes: Route[], iterations: number) {
     const s = (samples[name] ?? []).sort((a, b) => a - b);
     rows.push(s.length ? [name, s.length, percentile(s, 50), percentile(s, 99)] : [name, "not installed", "", ""]);
   }
-  return { rows, p50: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, percentile(v, 50)])) };
+  const at = (p: number) => Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, percentile(v, p)]));
+  return { rows, p50: at(50), p99: at(99) };
 }
 
 /** Chunk delivery latency: arrival time minus the chunk's own created_at (stamped by the simulator as it writes). */
@@ -128,12 +129,18 @@ async function throughputBench(routes: Route[], tokens: number) {
  * Time to first token with an idle queue, per-chunk added latency, and the most chunks per second
  * one stream sustains, for foreman vs direct vs nginx in one run.
  */
-export async function benchGeneration(iterations: number) {
+export async function benchGeneration(iterations: number, chunks = 1000) {
   // Three simulators so each measurement gets the token rate it needs.
   const fast = await startSim(["--load-ms", "0", "--tps", "1000000"]);
   const paced = await startSim(["--load-ms", "0", "--tps", "200"]);
   const nginxPath = findNginx();
   const out: Array<{ title: string; table: string; summary: string[] }> = [];
+  const rows: SummaryRow[] = [];
+  // A figure added over direct-to-the-target, and nginx's added figure beside it.
+  const added = (m: Record<string, number>, digits: number) => ({
+    foreman: m.foreman! - m.direct!,
+    reference: m.nginx === undefined ? "n/a (nginx not installed)" : `nginx +${(m.nginx - m.direct!).toFixed(digits)}`,
+  });
   try {
     // TTFT and throughput against the fast simulator.
     {
@@ -156,7 +163,17 @@ export async function benchGeneration(iterations: number) {
             `added TTFT p50, foreman over direct: ${(ttft.p50.foreman! - ttft.p50.direct!).toFixed(2)} ms (goal < 10 ms)`,
           ],
         });
+        rows.push(
+          { measure: "added time to first token p50, idle queue, ms", ...added(ttft.p50, 2), goal: "≤ 3 ms" },
+          { measure: "added time to first token p99, idle queue, ms", ...added(ttft.p99, 2), goal: "≤ 10 ms" },
+        );
         const tput = await throughputBench(routes, 50_000);
+        rows.push({
+          measure: "one stream's chunks/s",
+          foreman: tput.rates.foreman!,
+          reference: `direct ${tput.rates.direct!.toFixed(0)}${tput.rates.nginx === undefined ? "; nginx n/a (not installed)" : `; nginx ${tput.rates.nginx.toFixed(0)}`}`,
+          goal: "≥ 5,000",
+        });
         out.push({
           title: "one stream's throughput (50,000 one-token chunks from a 1,000,000 tokens/s simulator)",
           table: table(["route", "chunks", "seconds", "chunks/s"], tput.rows),
@@ -178,9 +195,14 @@ export async function benchGeneration(iterations: number) {
       try {
         for (const [, url] of routes)
           if (url) await streamChat(url, { model: "qwen3:8b", messages: [], options: { num_predict: 1 } });
-        const lat = await chunkLatencyBench(routes, 1000);
+        const lat = await chunkLatencyBench(routes, chunks);
+        rows.push({
+          measure: "added per-chunk latency p99, ms",
+          ...added(Object.fromEntries(Object.entries(lat.stats).map(([k, v]) => [k, v.p99])), 3),
+          goal: "≤ 1 ms",
+        });
         out.push({
-          title: "per-chunk delivery latency (1,000 chunks at 200 tokens/s; arrival minus the chunk's created_at)",
+          title: `per-chunk delivery latency (${chunks.toLocaleString("en")} chunks at 200 tokens/s; arrival minus the chunk's created_at)`,
           table: table(["route", "chunks", "p50 ms", "p99 ms"], lat.rows),
           summary: [
             `added per-chunk latency, foreman over direct: p50 ${(lat.stats.foreman!.p50 - lat.stats.direct!.p50).toFixed(3)} ms, p99 ${(lat.stats.foreman!.p99 - lat.stats.direct!.p99).toFixed(3)} ms (goal p99 < 2 ms)`,
@@ -194,7 +216,7 @@ export async function benchGeneration(iterations: number) {
     await Promise.all([fast.stop(), paced.stop()]);
     agent.destroy();
   }
-  return out;
+  return { sections: out, rows };
 }
 
 /**
@@ -203,7 +225,7 @@ export async function benchGeneration(iterations: number) {
  * 500 ms to load, 20 tokens per job at 1,000 tokens/s, one model slot. FIFO is foreman itself with
  * FOREMAN_STARVATION_MS=0 (the oldest job always wins).
  */
-export async function benchDrain() {
+export async function benchDrain(jobs = 60) {
   const models = ["llama3.2:latest", "qwen3:8b", "gemma3:4b"];
   const rows = [];
   const results: Record<string, { loads: number; seconds: number }> = {};
@@ -219,7 +241,7 @@ export async function benchDrain() {
       await new Promise((r) => setTimeout(r, 200));
       const t0 = nowMs();
       await Promise.all(
-        Array.from({ length: 60 }, (_, i) =>
+        Array.from({ length: jobs }, (_, i) =>
           streamChat(foreman.url, {
             model: models[i % 3],
             messages: [{ role: "user", content: `job ${i}` }],
@@ -232,17 +254,37 @@ export async function benchDrain() {
       const after = (await (await fetch(`${sim.url}/_sim/stats`)).json()) as { loads: { total: number } };
       // Every load of the run counts, the blocker's included: a fresh simulator starts with none.
       results[policy] = { loads: after.loads.total, seconds };
-      rows.push([policy, 61, results[policy].loads, seconds]);
+      rows.push([policy, jobs + 1, results[policy].loads, seconds]);
     } finally {
       await foreman.stop();
       await sim.stop();
     }
   }
+  const drain = results["drain-by-model"]!;
+  const fifo = results.FIFO!;
   return {
-    title: "drain-by-model vs FIFO (1 + 60 jobs round-robin over 3 models, 500 ms load, 20 tokens at 1,000 tokens/s)",
-    table: table(["policy", "jobs", "model loads", "total seconds"], rows),
-    summary: [
-      `drain-by-model: ${results["drain-by-model"]!.loads} loads for 3 distinct models (goal: equal to the number of distinct models); FIFO: ${results.FIFO!.loads} loads`,
+    sections: [
+      {
+        title: `drain-by-model vs FIFO (1 + ${jobs} jobs round-robin over 3 models, 500 ms load, 20 tokens at 1,000 tokens/s)`,
+        table: table(["policy", "jobs", "model loads", "total seconds"], rows),
+        summary: [
+          `drain-by-model: ${drain.loads} loads for 3 distinct models (goal: equal to the number of distinct models); FIFO: ${fifo.loads} loads`,
+        ],
+      },
     ],
+    rows: [
+      {
+        measure: `drain: model loads for 1 + ${jobs} jobs over 3 models`,
+        foreman: drain.loads,
+        reference: `FIFO ${fifo.loads}`,
+        goal: "= 3",
+      },
+      {
+        measure: `drain: total seconds for 1 + ${jobs} jobs over 3 models`,
+        foreman: drain.seconds,
+        reference: `FIFO ${fifo.seconds.toFixed(2)}`,
+        goal: "—",
+      },
+    ] satisfies SummaryRow[],
   };
 }

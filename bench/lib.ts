@@ -359,3 +359,23 @@ export function runWrk(options: {
     p99: ms("99%"),
   };
 }
+
+/** A detailed table of one benchmark, printed with `--details` and kept in the results files. */
+export interface Section {
+  title: string;
+  table: string;
+  summary: string[];
+}
+
+/** One row of the single table `pnpm bench` prints: foreman's figure, its reference from the same run, the goal. */
+export interface SummaryRow {
+  measure: string;
+  foreman: number | string;
+  reference: string;
+  goal: string;
+}
+
+export interface BenchResult {
+  sections: Section[];
+  rows: SummaryRow[];
+}

@@ -15,7 +15,7 @@ const MODELS = ["llama3.2:latest", "qwen3:8b", "gemma3:4b"];
  * first come, first served) and the newer half is drained model by model: both ways of counting a position.
  * Returns ids spread over the whole queue.
  */
-function fillQueuedJobs(dbPath: string, count: number): string[] {
+export function fillQueuedJobs(dbPath: string, count: number): string[] {
   openStore({ dbPath }).close();
   const db = retainNativeHandles(new Database(dbPath));
   db.pragma("journal_mode = WAL");
