@@ -2,7 +2,7 @@ import fs from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
-import { openStore } from "../packages/shared/src/index.js";
+import { type LoadKey, loadKeyOf, openStore } from "../packages/shared/src/index.js";
 import { fillFinishedJobs } from "./jobs.js";
 import {
   makeTempDir,
@@ -56,12 +56,12 @@ function claimTimes(dbPath: string, rounds: number): number[] {
   const store = openStore({ dbPath });
   store.workerLease.tryAcquire({ workerId: "bench", pid: process.pid, hostname: os.hostname() });
   const times: number[] = [];
-  let resident: string | null = null;
+  let resident: LoadKey | null = null;
   for (let i = 0; i < rounds; i++) {
     const t0 = performance.now();
     const job = store.claims.claimNext({ workerId: "bench", resident, starvationMs: 120_000, now: Date.now() });
     times.push(performance.now() - t0);
-    resident = job?.model ?? resident;
+    resident = job ? loadKeyOf(job.model, job.api, job.request) : resident;
   }
   store.workerLease.release("bench");
   store.close();
