@@ -90,6 +90,9 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = routeLabel(req.url);
       metrics.request(route, req.method ?? "GET", res.statusCode, seconds, EMBED_ROUTES.has(route));
+      // Checked first: winston formats a line before its transport drops it for its level, and this runs on
+      // every request of the pass-through hot path, where the "http" level is normally off.
+      if (!logger.isLevelEnabled("http")) return;
       logger.http("request", {
         method: req.method,
         route,
