@@ -37,3 +37,23 @@ export function loadKeyText(key: LoadKey): string {
   const model = normalizeModelName(key.model);
   return key.runnerOptions === "" ? model : `${model} ${key.runnerOptions}`;
 }
+
+/**
+ * The worker's load keys the target holds, most recently used first: one key (or none) on a target with
+ * two model slots, the embedder's and one rotating worker model's; up to one per further slot otherwise.
+ * A single key is accepted as it is, so callers that know one model need not wrap it.
+ */
+export type ResidentKeys = LoadKey | readonly LoadKey[] | null;
+
+export function residentList(resident: ResidentKeys): readonly LoadKey[] {
+  if (resident === null) return [];
+  return "model" in resident ? [resident] : resident;
+}
+
+/**
+ * The key the drain groups a job under: its load key, or its model alone when the drain is told to ignore
+ * runner options (`FOREMAN_DRAIN_BY_RUNNER_OPTIONS=false`, for comparison or a target that ignores them).
+ */
+export function drainKeyOf(key: LoadKey, byRunnerOptions: boolean): LoadKey {
+  return byRunnerOptions ? key : { model: key.model, runnerOptions: "" };
+}

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { drainOrder, pickNext, type QueuedJobRef } from "../src/drain-policy.js";
+import { drainOrder, pickNext, type QueuedJobRef, residentAfter } from "../src/drain-policy.js";
 import type { LoadKey } from "../src/load-key.js";
 
 const T0 = 1_000_000;
@@ -154,6 +154,134 @@ describe("drain-policy: drainOrder equals repeated pickNext", () => {
       }
       expect(
         drainOrder(queue, resident, T0, starvation).map((j) => j.id),
+        `round ${round}`,
+      ).to.deep.equal(naive);
+    }
+  });
+});
+
+describe("drain-policy: a target with more worker slots holds several load keys (ADR 0027)", () => {
+  const keys = (...texts: string[]) => texts.map((t) => k(t)!);
+  const cases: Array<{ name: string; queue: QueuedJobRef[]; resident: string[]; expected: string | null }> = [
+    {
+      name: "the most recently used resident load key first",
+      queue: q(["1", "c", 30], ["2", "b", 20], ["3", "a", 10]),
+      resident: ["a", "b"],
+      expected: "3",
+    },
+    {
+      name: "nothing for the most recent one: the next resident load key's oldest job",
+      queue: q(["1", "c", 30], ["2", "b", 20], ["3", "b", 10]),
+      resident: ["a", "b"],
+      expected: "2",
+    },
+    {
+      name: "nothing for any resident load key: oldest",
+      queue: q(["1", "c", 30], ["2", "d", 20]),
+      resident: ["a", "b"],
+      expected: "1",
+    },
+    {
+      name: "a resident model with other runner options is not resident: it would reload",
+      queue: q(["1", "c", 30], ["2", "b", 20, "num_ctx=2048"]),
+      resident: ["a", "b num_ctx=8192"],
+      expected: "1",
+    },
+    {
+      name: "starvation bound reached: oldest wins over every resident load key",
+      queue: q(["1", "c", STARVE], ["2", "a", 20], ["3", "b", 10]),
+      resident: ["a", "b"],
+      expected: "1",
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      expect(pickNext(c.queue, keys(...c.resident), T0, STARVE)?.id ?? null).to.equal(c.expected);
+    });
+  }
+
+  it("keeps the resident list the worker keeps: newest first, one key per model, the least recent dropped", () => {
+    const text = (list: LoadKey[]) => list.map((x) => `${x.model}${x.runnerOptions ? ` ${x.runnerOptions}` : ""}`);
+    expect(text(residentAfter(null, keys("a", "b"), 2))).to.deep.equal(["b", "a"]);
+    expect(text(residentAfter(keys("a", "b"), keys("c"), 2)), "b stays, a made room").to.deep.equal(["c", "a"]);
+    expect(text(residentAfter(keys("a", "b"), keys("b num_ctx=8192"), 2)), "reloaded in place").to.deep.equal([
+      "b num_ctx=8192",
+      "a",
+    ]);
+    expect(text(residentAfter(keys("a", "b"), keys("b"), 2)), "used again: most recent").to.deep.equal(["b", "a"]);
+    expect(text(residentAfter(k("a"), keys("b"), 1)), "one slot: the two-slot target").to.deep.equal(["b"]);
+    expect(text(residentAfter(keys("a", "b"), [], 1)), "no answer: unchanged").to.deep.equal(["a", "b"]);
+  });
+
+  it("an agent alternating two models behind a batch: the batch drains group by group, then the agent loads twice", () => {
+    // The batch (three models, two num_ctx each, round-robin) was queued first; the agent's call came after.
+    const batch = ["a 1", "a 2", "b 1", "b 2", "c 1", "c 2"];
+    const queue = q(
+      ...Array.from({ length: 12 }, (_, i): [string, string, number, string] => {
+        const [model, ctx] = batch[i % 6]!.split(" ");
+        return [String(i).padStart(2, "0"), model!, 100 - i, `num_ctx=${ctx}`];
+      }),
+      ["12", "b", 50],
+    );
+    let resident: LoadKey[] = [];
+    let loads = 0;
+    const rest = [...queue];
+    const run = (job: QueuedJobRef) => {
+      if (!resident.some((r) => r.model === job.model && r.runnerOptions === job.runnerOptions)) loads++;
+      resident = residentAfter(resident, [job], 2);
+      rest.splice(rest.indexOf(job), 1);
+    };
+    while (rest.length > 0) run(pickNext(rest, resident, T0, STARVE)!);
+    expect(loads, "one per batch group, then the agent's model").to.equal(7);
+    // Then the agent alternates b and a, each call waiting for the last: with two worker slots, one load for
+    // a and none after; with one slot it would load on every call.
+    for (let turn = 0; turn < 4; turn++) {
+      for (const model of ["a", "b"]) {
+        rest.push(...q([`t${turn}${model}`, model, 0]));
+        run(pickNext(rest, resident, T0, STARVE)!);
+      }
+    }
+    expect(loads).to.equal(8);
+  });
+
+  it("drainOrder equals repeated pickNext with the resident list following each pick, on random queues", () => {
+    let seed = 19;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const models = ["a", "b", "c", "d"];
+    const options = ["", "", "num_ctx=2048", "num_ctx=8192"];
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+    for (let round = 0; round < 300; round++) {
+      const slots = 1 + Math.floor(rand() * 3);
+      let age = 1000;
+      const queue = Array.from({ length: Math.floor(rand() * 15) }, (_, i) => {
+        age -= Math.floor(rand() * 100);
+        return {
+          id: String(i).padStart(3, "0"),
+          model: pick(models),
+          runnerOptions: pick(options),
+          createdAt: T0 - age,
+        };
+      });
+      const resident = residentAfter(
+        null,
+        Array.from({ length: Math.floor(rand() * 4) }, () => ({ model: pick(models), runnerOptions: pick(options) })),
+        slots,
+      );
+      const starvation = Math.floor(rand() * 1200);
+      const naive: string[] = [];
+      const rest = [...queue];
+      let current: LoadKey[] = resident;
+      while (rest.length > 0) {
+        const next = pickNext(rest, current, T0, starvation)!;
+        naive.push(next.id);
+        rest.splice(rest.indexOf(next), 1);
+        current = residentAfter(current, [next], slots);
+      }
+      expect(
+        drainOrder(queue, resident, T0, starvation, slots).map((j) => j.id),
         `round ${round}`,
       ).to.deep.equal(naive);
     }

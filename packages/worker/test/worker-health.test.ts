@@ -11,6 +11,7 @@ describe("worker-health", () => {
     heartbeatAt: 9_700,
     currentJobId: null,
     resident: null,
+    workerSlots: 1,
     ...over,
   });
 

@@ -2,7 +2,8 @@ import type { JobRecord, Store } from "@foreman/shared";
 
 /**
  * Where queued jobs stand in the order the worker will drain the queue (drain-by-model, ADR 0007), given
- * the worker model (and its runner options) the active worker reported in its last heartbeat. Counted in SQL over indexes, so the
+ * the worker models (and their runner options) the active worker reported in its last heartbeat, and how many
+ * it keeps resident at most. Counted in SQL over indexes, so the
  * cost does not come from reading the queue; pass a whole page at once.
  */
 export function queuePositions(
@@ -13,8 +14,13 @@ export function queuePositions(
 ): Map<string, number> {
   const queued = jobs.filter((j) => j.state === "queued");
   if (queued.length === 0) return new Map();
-  const resident = store.workerLease.holder()?.resident ?? null;
-  return store.queuePositions.positions(queued, { resident, now, starvationMs });
+  const holder = store.workerLease.holder();
+  return store.queuePositions.positions(queued, {
+    resident: holder?.resident ?? null,
+    workerSlots: holder?.workerSlots ?? 1,
+    now,
+    starvationMs,
+  });
 }
 
 /** One job's position, or undefined when it is not queued. */

@@ -1,5 +1,5 @@
 import { pickNext, type QueuedJobRef } from "../drain-policy.js";
-import { type LoadKey, sameLoad } from "../load-key.js";
+import { type ResidentKeys, residentList, sameLoad } from "../load-key.js";
 import { normalizeModelName } from "../model-name.js";
 import type { Db } from "./database.js";
 import type { JobRecord } from "./jobs.js";
@@ -21,8 +21,8 @@ export const OLDEST_QUEUED_FOR_MODEL_SQL = `SELECT id, model, runner_options AS 
 
 export interface ClaimRequest {
   workerId: string;
-  /** The worker model the target holds now, with its runner options (null when none). */
-  resident: LoadKey | null;
+  /** The worker's load keys the target holds now, most recently used first (one, or null, on two slots). */
+  resident: ResidentKeys;
   starvationMs: number;
   now: number;
 }
@@ -30,8 +30,9 @@ export interface ClaimRequest {
 /**
  * The drain-by-model claim: in one IMMEDIATE transaction, checks that the caller still holds the worker
  * lease (closing the window where a stalled worker resumes after a standby took over, ADR 0004), reads the
- * two rows `pickNext` can choose between (the oldest queued job, and the oldest queued job of the resident
- * load key, each one index lookup), and moves the chosen one to `loading`, counting an attempt.
+ * rows `pickNext` can choose between (the oldest queued job, and the oldest queued job of each resident
+ * load key, each one index lookup: two rows on a two-slot target), and moves the chosen one to `loading`,
+ * counting an attempt.
  */
 export function createClaimStore(db: Db, transitions: TransitionsStore, lease: LeaseCheck) {
   const oldest = db.prepare<[], QueuedJobRef>(OLDEST_QUEUED_SQL);
@@ -42,15 +43,20 @@ export function createClaimStore(db: Db, transitions: TransitionsStore, lease: L
     if (!first) return null;
     const candidates = [first];
     // Queued models are stored normalized, so the index lookup needs the resident name in the same form.
-    const resident =
-      request.resident === null
-        ? null
-        : { model: normalizeModelName(request.resident.model), runnerOptions: request.resident.runnerOptions };
-    if (resident !== null && !sameLoad(resident, first)) {
-      const same = oldestForLoad.get(resident.model, resident.runnerOptions);
-      if (same) candidates.push(same);
+    const resident = residentList(request.resident).map((key) => ({
+      model: normalizeModelName(key.model),
+      runnerOptions: key.runnerOptions,
+    }));
+    // Most recently used first: the first resident key with a queued job is the one pickNext prefers.
+    for (const key of resident) {
+      if (sameLoad(key, first)) break;
+      const same = oldestForLoad.get(key.model, key.runnerOptions);
+      if (same) {
+        candidates.push(same);
+        break;
+      }
     }
-    const chosen = pickNext(candidates, request.resident, request.now, request.starvationMs)!;
+    const chosen = pickNext(candidates, resident, request.now, request.starvationMs)!;
     return transitions
       .forWorker(request.workerId)
       .transition(chosen.id, "loading", { incrementAttempts: true, reason: "claimed" });

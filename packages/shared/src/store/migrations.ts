@@ -257,4 +257,17 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE worker_lease ADD COLUMN resident_runner_options TEXT;
     `,
   },
+  {
+    version: 10,
+    name: "worker-resident-load-keys",
+    sql: `
+      -- A target with more than two model slots holds several worker models: resident_model and
+      -- resident_runner_options name the most recently used one, this JSON array of [model, runner options]
+      -- the others, most recent first (NULL when there are none).
+      ALTER TABLE worker_lease ADD COLUMN resident_others TEXT;
+      -- How many worker models the active worker keeps resident at most (NULL: one, the two-slot default),
+      -- so queue positions follow the same order as its claims.
+      ALTER TABLE worker_lease ADD COLUMN worker_slots INTEGER;
+    `,
+  },
 ];

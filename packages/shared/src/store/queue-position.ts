@@ -1,14 +1,16 @@
 import { encodeTime, TIME_MAX } from "ulid";
-import { type LoadKey, loadKeyText } from "../load-key.js";
+import { type LoadKey, loadKeyText, type ResidentKeys, residentList } from "../load-key.js";
 import { normalizeModelName } from "../model-name.js";
 import type { Db } from "./database.js";
 
 /** What the drain order depends on besides the queue itself (see `drainOrder` in drain-policy.ts). */
 export interface DrainContext {
-  /** The worker model the active worker holds now, with its runner options (null when none, or no worker). */
-  resident: LoadKey | null;
+  /** The load keys the active worker holds now, most recently used first (null when none, or no worker). */
+  resident: ResidentKeys;
   now: number;
   starvationMs: number;
+  /** How many worker models the target holds at once (its model slots but the embedder's); 1 when not given. */
+  workerSlots?: number;
 }
 
 /** A job to position: its load key is read from the queue, in the snapshot that counts. */
@@ -37,9 +39,10 @@ function firstIdAfter(cutoff: number): string {
  *
  * 1. the starved prefix S: the queued jobs, oldest first, before the first one that has not waited
  *    `starvationMs` (call it b);
- * 2. then the rest, R, grouped by load key (model and runner options, ADR 0025): first the group of the load
- *    key that will be current after S (the last starved job's, or the resident one when S is empty), then each
- *    other group in the order of its oldest job in R; within a group, oldest first.
+ * 2. then the rest, R, grouped by load key (model and runner options, ADR 0025): first the groups of the load
+ *    keys that will be resident after S, most recently used first (`residentAfter`: the last starved job's
+ *    key, then the keys of the other models S ends with, then the resident ones, up to `workerSlots`), then
+ *    each other group in the order of its oldest job in R; within a group, oldest first.
  *
  * So a job in S stands at its rank in the queue, and a job in R at |S| + the sizes of the groups before its
  * own + its rank in its group. Every term is a seek or a range count on an index that covers it
@@ -61,6 +64,13 @@ export function createQueuePositionStore(db: Db) {
   const lastBefore = db.prepare<{ before: string }, { id: string } & LoadKey>(
     `SELECT id, model, runner_options AS runnerOptions FROM jobs INDEXED BY jobs_by_state
       WHERE state = 'queued' AND id < @before ORDER BY id DESC LIMIT 1`,
+  );
+  // The last starved job before `before` of a model not yet counted resident: walking S backwards, one per
+  // model, steps over the jobs of the models already found, each S entry at most once over all the calls.
+  const lastBeforeOfOtherModel = db.prepare<{ before: string; models: string }, { id: string } & LoadKey>(
+    `SELECT id, model, runner_options AS runnerOptions FROM jobs INDEXED BY jobs_by_state
+      WHERE state = 'queued' AND id < @before AND model NOT IN (SELECT value FROM json_each(@models))
+      ORDER BY id DESC LIMIT 1`,
   );
   const countQueued = db.prepare<{ after: string; upTo: string }, { n: number }>(
     "SELECT COUNT(*) AS n FROM jobs INDEXED BY jobs_by_state WHERE state = 'queued' AND id > @after AND id <= @upTo",
@@ -113,9 +123,21 @@ export function createQueuePositionStore(db: Db) {
     const lastStarved = lastBefore.get({ before: boundary! });
     const starvedCount = lastStarved ? rank + countQueued.get({ after, upTo: lastStarved.id })!.n : 0;
     const restAfter = lastStarved?.id ?? "";
-    // Queued models are stored normalized, so the resident's name is compared in the same form.
-    const current =
-      lastStarved ?? (context.resident && { ...context.resident, model: normalizeModelName(context.resident.model) });
+    // Queued models are stored normalized, so the resident names are compared in the same form.
+    const resident = residentList(context.resident).map((k) => ({ ...k, model: normalizeModelName(k.model) }));
+    let current: LoadKey[] = resident;
+    if (lastStarved) {
+      const slots = context.workerSlots ?? 1;
+      const endOfS = [lastStarved];
+      while (endOfS.length < slots) {
+        const models = JSON.stringify(endOfS.map((k) => k.model));
+        const earlier = lastBeforeOfOtherModel.get({ before: endOfS.at(-1)!.id, models });
+        if (!earlier) break;
+        endOfS.push(earlier);
+      }
+      const seen = new Set(endOfS.map((k) => k.model));
+      current = [...endOfS, ...resident.filter((k) => !seen.has(k.model))].slice(0, slots);
+    }
 
     const byLoad = new Map<string, typeof rest>();
     for (const job of rest) {
@@ -140,7 +162,7 @@ export function createQueuePositionStore(db: Db) {
       if (byLoad.size > 0)
         offset += inGroup + countQueuedOfLoad.get({ model, runnerOptions, after: groupAfter, upTo: END })!.n;
     };
-    if (current) placeGroup(current);
+    for (const key of current) placeGroup(key);
     let head = restAfter;
     while (byLoad.size > 0) {
       const next = nextGroupHead.get({ after: head, placed: JSON.stringify(placed) });

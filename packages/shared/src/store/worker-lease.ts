@@ -1,4 +1,4 @@
-import type { LoadKey } from "../load-key.js";
+import { type ResidentKeys, residentList } from "../load-key.js";
 import type { Db } from "./database.js";
 
 export interface LeaseHolder {
@@ -8,8 +8,13 @@ export interface LeaseHolder {
   acquiredAt: number;
   heartbeatAt: number;
   currentJobId: string | null;
-  /** The worker model the target holds, with its runner options (the drain's resident load key). */
-  resident: LoadKey | null;
+  /**
+   * The worker models the target holds, with their runner options (the drain's resident load keys), most
+   * recently used first: one key, or null, unless the target has more than two model slots.
+   */
+  resident: ResidentKeys;
+  /** How many worker models it keeps resident at most: 1 on a two-slot target (the embedder has the other). */
+  workerSlots: number;
 }
 
 export interface LeaseClaimant {
@@ -29,6 +34,8 @@ interface LeaseRow {
   current_job_id: string | null;
   resident_model: string | null;
   resident_runner_options: string | null;
+  resident_others: string | null;
+  worker_slots: number | null;
 }
 
 const toHolder = (r: LeaseRow): LeaseHolder => ({
@@ -38,9 +45,20 @@ const toHolder = (r: LeaseRow): LeaseHolder => ({
   acquiredAt: r.acquired_at,
   heartbeatAt: r.heartbeat_at,
   currentJobId: r.current_job_id,
-  resident:
-    r.resident_model === null ? null : { model: r.resident_model, runnerOptions: r.resident_runner_options ?? "" },
+  resident: residentOf(r),
+  workerSlots: r.worker_slots ?? 1,
 });
+
+function residentOf(r: LeaseRow): ResidentKeys {
+  if (r.resident_model === null) return null;
+  const first = { model: r.resident_model, runnerOptions: r.resident_runner_options ?? "" };
+  if (r.resident_others === null) return first;
+  const others = (JSON.parse(r.resident_others) as Array<[string, string]>).map(([model, runnerOptions]) => ({
+    model,
+    runnerOptions,
+  }));
+  return [first, ...others];
+}
 
 /** A worker tried to move a job after another worker took the lease over; nothing was written. */
 export class LeaseLostError extends Error {
@@ -106,11 +124,11 @@ export function createWorkerLeaseStore(
      ON CONFLICT (id) DO UPDATE SET worker_id = excluded.worker_id, pid = excluded.pid,
        hostname = excluded.hostname, acquired_at = excluded.acquired_at,
        heartbeat_at = excluded.heartbeat_at, current_job_id = NULL, resident_model = NULL,
-       resident_runner_options = NULL`,
+       resident_runner_options = NULL, resident_others = NULL`,
   );
   const beat = db.prepare(
-    `UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ?, resident_model = ?, resident_runner_options = ?
-      WHERE id = 1 AND worker_id = ?`,
+    `UPDATE worker_lease SET heartbeat_at = ?, current_job_id = ?, resident_model = ?, resident_runner_options = ?,
+       resident_others = ?, worker_slots = ? WHERE id = 1 AND worker_id = ?`,
   );
   const release = db.prepare("DELETE FROM worker_lease WHERE id = 1 AND worker_id = ?");
   const standbyBeat = db.prepare(
@@ -142,8 +160,23 @@ export function createWorkerLeaseStore(
       return acquire.immediate(me);
     },
     /** Renews our lease; false means we lost it (another worker took over while we stalled). */
-    heartbeat(workerId: string, currentJobId: string | null = null, resident: LoadKey | null = null): boolean {
-      const changes = beat.run(now(), currentJobId, resident?.model ?? null, resident?.runnerOptions ?? null, workerId);
+    heartbeat(
+      workerId: string,
+      currentJobId: string | null = null,
+      resident: ResidentKeys = null,
+      workerSlots = 1,
+    ): boolean {
+      const [first, ...rest] = residentList(resident);
+      const others = rest.length > 0 ? JSON.stringify(rest.map((k) => [k.model, k.runnerOptions])) : null;
+      const changes = beat.run(
+        now(),
+        currentJobId,
+        first?.model ?? null,
+        first?.runnerOptions ?? null,
+        others,
+        workerSlots,
+        workerId,
+      );
       return changes.changes === 1;
     },
     release(workerId: string): void {

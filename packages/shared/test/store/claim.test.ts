@@ -98,6 +98,36 @@ describe("store/claim", () => {
       expect(claimed?.id, `round ${round}`).to.equal(expected?.id);
     }
   });
+
+  it("agrees with pickNext when several load keys are resident, most recently used first", () => {
+    const models = ["a", "b", "c", "d"];
+    const optionSets = [undefined, { num_ctx: 2048 }, { num_ctx: 8192 }];
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+    let seed = 5;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let round = 0; round < 60; round++) {
+      store.db.exec("DELETE FROM jobs");
+      const refs: QueuedJobRef[] = [];
+      const size = 1 + Math.floor(rand() * 12);
+      for (let i = 0; i < size; i++) {
+        clock.advance(Math.floor(rand() * 50));
+        const options = pick(optionSets);
+        const job = enqueue(pick(models), options);
+        refs.push({ id: job.id, model: job.model, runnerOptions: runnerOptionsKey(options), createdAt: job.createdAt });
+      }
+      const shuffled = [...models].sort(() => rand() - 0.5);
+      const resident = shuffled
+        .slice(0, Math.floor(rand() * 4))
+        .map((model) => key(model, runnerOptionsKey(pick(optionSets))));
+      const starvationMs = Math.floor(rand() * 400);
+      const expected = pickNext(refs, resident, clock.now(), starvationMs);
+      const claimed = store.claims.claimNext({ workerId: "w1", resident, starvationMs, now: clock.now() });
+      expect(claimed?.id, `round ${round}`).to.equal(expected?.id);
+    }
+  });
 });
 
 describe("store/claim: query plans", () => {

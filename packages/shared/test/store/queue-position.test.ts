@@ -146,6 +146,42 @@ describe("store/queue-position", () => {
       );
     }
   });
+
+  it("equals drainOrder when the worker keeps several load keys resident, on random queues", () => {
+    const models = ["a", "b", "c", "d"];
+    const optionSets = [undefined, undefined, { num_ctx: 2048 }, { num_ctx: 8192 }];
+    let seed = 23;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+    for (let round = 0; round < 150; round++) {
+      store.db.exec("DELETE FROM jobs");
+      const size = Math.floor(rand() * 16);
+      for (let i = 0; i < size; i++) {
+        clock.advance(rand() < 0.15 ? -Math.floor(rand() * 300) : Math.floor(rand() * 100));
+        enqueue(pick(models), pick(optionSets));
+      }
+      clock.advance(Math.floor(rand() * 200));
+      const workerSlots = 1 + Math.floor(rand() * 3);
+      const resident = [...models, "e"]
+        .sort(() => rand() - 0.5)
+        .slice(0, Math.floor(rand() * (workerSlots + 1)))
+        .map((m) => ({ model: `${m}:latest`, runnerOptions: runnerOptionsKey(pick(optionSets)) }));
+      const context = { resident, workerSlots, now: clock.now(), starvationMs: Math.floor(rand() * 1500) };
+      const refs = queuedRefs();
+      const expected = new Map(
+        drainOrder(refs, resident, context.now, context.starvationMs, workerSlots).map((j, i) => [j.id, i + 1]),
+      );
+      const all = store.queuePositions.positions(refs, context);
+      expect(Object.fromEntries(all), `round ${round}: whole queue`).to.deep.equal(Object.fromEntries(expected));
+      const page = refs.filter(() => rand() < 0.4);
+      expect(Object.fromEntries(store.queuePositions.positions(page, context)), `round ${round}: page`).to.deep.equal(
+        Object.fromEntries(page.map((j) => [j.id, expected.get(j.id)])),
+      );
+    }
+  });
 });
 
 describe("store/queue-position: query plans", () => {

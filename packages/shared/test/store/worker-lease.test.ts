@@ -106,6 +106,25 @@ describe("store/worker-lease: what the heartbeat reports", () => {
     db.close();
     fs.rmSync(path.dirname(dbPath), { recursive: true, force: true });
   });
+
+  it("records several resident load keys, most recent first, and how many the worker keeps", () => {
+    const dbPath = tempDbPath();
+    const db = openDatabase({ path: dbPath });
+    migrate(db);
+    const lease = createWorkerLeaseStore(db, { staleMs: 1000 });
+    lease.tryAcquire({ workerId: "A", pid: 1, hostname: "h" });
+    expect(lease.holder(), "nothing reported yet").to.deep.include({ resident: null, workerSlots: 1 });
+    const resident = [
+      { model: "qwen3:8b", runnerOptions: "" },
+      { model: "llama3.2:latest", runnerOptions: "num_ctx=8192" },
+    ];
+    expect(lease.heartbeat("A", null, resident, 2)).to.equal(true);
+    expect(lease.holder()).to.deep.include({ resident, workerSlots: 2 });
+    lease.heartbeat("A", null, [resident[1]!], 2);
+    expect(lease.holder(), "one left: reported as the one key").to.deep.include({ resident: resident[1] });
+    db.close();
+    fs.rmSync(path.dirname(dbPath), { recursive: true, force: true });
+  });
 });
 
 describe("store/worker-lease: the one lease check", () => {
