@@ -41,6 +41,10 @@ export interface ForemanConfig {
   readonly bodyLimit: number;
   readonly queuePollMs: number;
   readonly starvationMs: number;
+  /** The target's model slots (its OLLAMA_MAX_LOADED_MODELS): one stays for the embedder, the rest rotate. */
+  readonly targetModelSlots: number;
+  /** Whether the drain groups jobs by runner options as well as model (off only for comparison). */
+  readonly drainByRunnerOptions: boolean;
   readonly maxAttempts: number;
   readonly relayPollMs: number;
   readonly syncWaitMs: number;
@@ -265,6 +269,18 @@ export const CONFIG_KEYS: Readonly<Record<string, KeySpec>> = {
     schema: durationMs(0).default(120_000),
     example: "120000",
     doc: "a queued job older than this runs next whatever its model (the drain-by-model starvation bound, ms)",
+  },
+  FOREMAN_TARGET_MODEL_SLOTS: {
+    field: "targetModelSlots",
+    schema: Joi.number().integer().min(2).max(64).default(2),
+    example: "2",
+    doc: "how many models the target keeps loaded at once (set it to the target's OLLAMA_MAX_LOADED_MODELS): one slot stays for the embedder, the worker rotates its models through the others, unloading the least recently used one when it needs room",
+  },
+  FOREMAN_DRAIN_BY_RUNNER_OPTIONS: {
+    field: "drainByRunnerOptions",
+    schema: Joi.boolean().truthy("1", "yes", "on").falsy("0", "no", "off").default(true),
+    example: "false",
+    doc: "group queued jobs by model and runner options (num_ctx and the like, which make Ollama reload a model); false groups by model alone, for comparison or for a target that ignores runner options",
   },
   FOREMAN_MAX_ATTEMPTS: {
     field: "maxAttempts",

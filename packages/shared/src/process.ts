@@ -79,6 +79,7 @@ export function openConfiguredStore(
     synchronous: config.dbSynchronous,
     workerStaleMs: config.workerStaleMs,
     defaultMaxAttempts: config.maxAttempts,
+    drainByRunnerOptions: config.drainByRunnerOptions,
     onTransition,
   });
   if (store.migration.applied.length > 0) {

@@ -1,5 +1,5 @@
 import os from "node:os";
-import type { LoadKey, Logger, Store } from "@foreman/shared";
+import type { Logger, ResidentKeys, Store } from "@foreman/shared";
 import { ulid } from "ulid";
 
 export interface LeadershipOptions {
@@ -14,8 +14,13 @@ export interface LeadershipOptions {
   currentJobId?: () => string | null;
   /** This worker's id in the lease (a fresh ULID when not given). */
   workerId?: string;
-  /** The worker model the target holds now, with its runner options, written with each heartbeat for queue positions. */
-  resident?: () => LoadKey | null;
+  /**
+   * The worker models the target holds now, with their runner options, most recently used first, written
+   * with each heartbeat for queue positions.
+   */
+  resident?: () => ResidentKeys;
+  /** How many worker models it keeps resident at most (1 when not given), written beside them. */
+  workerSlots?: number;
 }
 
 /**
@@ -37,6 +42,7 @@ export function createLeadership(options: LeadershipOptions) {
           me.workerId,
           options.currentJobId?.() ?? null,
           options.resident?.() ?? null,
+          options.workerSlots ?? 1,
         );
         if (beating) logger.debug("heartbeat", { worker_id: me.workerId });
         if (!beating) {

@@ -1,6 +1,7 @@
 import {
   createJobOutcomes,
   displayUrl,
+  drainKeyOf,
   handleShutdownSignals,
   loadKeyText,
   logTransitions,
@@ -51,10 +52,14 @@ const outcomes = createJobOutcomes({
   logger,
   inlineResultMaxBytes: config.inlineResultMaxBytes,
 });
+// One of the target's model slots stays for the embedder (or, with none configured, for what the
+// pass-through routes load); the worker rotates its models through the others (ADR 0027).
+const workerSlots = config.targetModelSlots - 1;
 const residency = createModelResidency({
   client,
   logger,
   embedModel: config.embedModel,
+  workerSlots,
   onModelSwitch: (from, to) => {
     // A load key names the runner options too (a reload for other options is a load); the metric's label
     // stays the model alone, so its series stay as few as the models.
@@ -70,6 +75,8 @@ const residency = createModelResidency({
   },
   onModelUnloaded: (model, reason) => store.systemEvents.record("model.unloaded", { model, reason }),
 });
+/** The resident load keys as the drain groups jobs: without runner options when it groups by model alone. */
+const residentDrainKeys = () => residency.residents().map((k) => drainKeyOf(k, config.drainByRunnerOptions));
 const runner = createJobRunner({
   client,
   jobs: store.jobs,
@@ -128,7 +135,8 @@ const leadership = createLeadership({
   logger,
   heartbeatMs: config.heartbeatMs,
   currentJobId: () => runner.currentJobId(),
-  resident: () => residency.resident(),
+  resident: residentDrainKeys,
+  workerSlots,
   onActive: () => {
     rescuer.start();
     waker.start();
@@ -149,7 +157,7 @@ const leadership = createLeadership({
 queue = createQueueRunner({
   store,
   runner,
-  resident: () => residency.resident(),
+  resident: residentDrainKeys,
   logger,
   workerId: leadership.identity.workerId,
   isActive: () => leadership.isActive(),

@@ -1,11 +1,11 @@
-import type { LoadKey, Logger, Store } from "@foreman/shared";
+import type { Logger, ResidentKeys, Store } from "@foreman/shared";
 import type { JobRunner, RunOutcome } from "./job-runner.js";
 
 export interface QueueRunnerOptions {
   store: Store;
   runner: JobRunner;
-  /** The worker model the target holds now, with its runner options (null when unknown): the drain prefers its jobs. */
-  resident: () => LoadKey | null;
+  /** The worker models the target holds now, most recently used first (null when unknown): the drain prefers their jobs. */
+  resident: () => ResidentKeys;
   logger: Logger;
   workerId: string;
   isActive: () => boolean;

@@ -217,4 +217,120 @@ describe("model-residency", () => {
     residency.answered(key("llama3.2"));
     expect(switches, "the target loaded it again").to.deep.equal([[null, "llama3.2:latest"]]);
   });
+
+  describe("with more worker slots (a target with room for the embedder and two worker models)", () => {
+    /** A residency keeping two worker models beside the embedder, over a simulator that holds three models. */
+    async function setupTwo() {
+      const sim = await h.sim({ maxLoadedModels: 3 });
+      const switches: Array<[string | null, string]> = [];
+      const gone: Array<[string, string]> = [];
+      let t = 1_000;
+      const residency = createModelResidency({
+        client: h.client(sim.url),
+        logger: captureLog().logger,
+        embedModel: "nomic-embed-text",
+        workerSlots: 2,
+        onModelSwitch: (from, to) => switches.push([from && loadKeyText(from), loadKeyText(to)]),
+        onModelUnloaded: (model, reason) => gone.push([model, reason]),
+        now: () => t,
+      });
+      const unloads: string[] = [];
+      sim.on((event: SimEvent) => {
+        if (event.type === "unload") unloads.push(event.model);
+      });
+      /** Runs a job the way the job runner does: prepare, then the target answers (a real load on the sim). */
+      const job = async (model: string) => {
+        await residency.prepareFor(key(model));
+        await load(sim, model);
+        residency.answered(key(model));
+        t += 1;
+      };
+      return { sim, residency, switches, gone, unloads, job, clock: { set: (v: number) => (t = v) } };
+    }
+    const names = (keys: readonly LoadKey[]) => keys.map(loadKeyText);
+
+    it("keeps two worker models resident: an agent alternating them pays one load each, and nothing is unloaded", async () => {
+      const { sim, residency, switches, unloads, job } = await setupTwo();
+      await load(sim, "nomic-embed-text");
+      for (let turn = 0; turn < 3; turn++) {
+        await job("qwen3:8b");
+        await job("llama3.2");
+      }
+      expect(switches, "each into a free slot").to.deep.equal([
+        [null, "qwen3:8b"],
+        [null, "llama3.2:latest"],
+      ]);
+      expect(unloads).to.deep.equal([]);
+      expect(sim.stats().loads.total, "the simulator's own count: embedder and two models").to.equal(3);
+      expect(names(residency.residents()), "most recently used first").to.deep.equal(["llama3.2:latest", "qwen3:8b"]);
+    });
+
+    it("unloads the least recently used worker model when a third needs room, never the embedder", async () => {
+      const { sim, residency, switches, unloads, job } = await setupTwo();
+      await load(sim, "nomic-embed-text");
+      await job("qwen3:8b");
+      await job("llama3.2");
+      await job("qwen3:8b");
+      switches.length = 0;
+      await job("gemma3:4b");
+      expect(unloads, "llama3.2 was used least recently").to.deep.equal(["llama3.2:latest"]);
+      expect(switches, "a swap: it took llama3.2's place").to.deep.equal([["llama3.2:latest", "gemma3:4b"]]);
+      expect(names(residency.residents())).to.deep.equal(["gemma3:4b", "qwen3:8b"]);
+      expect(sim.stats().evictions.total, "the target never had to evict on its own").to.equal(0);
+      expect(loaded(sim)).to.include("nomic-embed-text:latest");
+    });
+
+    it("reloads a resident model for other runner options in place, keeping the other worker model", async () => {
+      const { sim, residency, switches, unloads } = await setupTwo();
+      await load(sim, "nomic-embed-text");
+      residency.answered(key("qwen3:8b"));
+      residency.answered(key("llama3.2", "num_ctx=2048"));
+      switches.length = 0;
+      await residency.prepareFor(key("llama3.2", "num_ctx=8192"));
+      expect(unloads).to.deep.equal([]);
+      expect(names(residency.residents()), "llama3.2's options unknown until it answers").to.deep.equal(["qwen3:8b"]);
+      residency.answered(key("llama3.2", "num_ctx=8192"));
+      expect(switches).to.deep.equal([["llama3.2:latest num_ctx=2048", "llama3.2:latest num_ctx=8192"]]);
+      expect(names(residency.residents())).to.deep.equal(["llama3.2:latest num_ctx=8192", "qwen3:8b"]);
+    });
+
+    it("notices each worker model that left on its own (keep-alive expiry) and counts its next answer as a load", async () => {
+      const { residency, switches, gone, clock } = await setupTwo();
+      residency.answered(key("qwen3:8b"));
+      residency.answered(key("llama3.2"));
+      switches.length = 0;
+      clock.set(5_000);
+      residency.observeResident(["nomic-embed-text:latest", "llama3.2:latest"], 5_000);
+      expect(gone).to.deep.equal([["qwen3:8b", "gone"]]);
+      expect(names(residency.residents())).to.deep.equal(["llama3.2:latest"]);
+      residency.answered(key("llama3.2"));
+      expect(switches, "llama3.2 stayed: no load").to.deep.equal([]);
+      residency.answered(key("qwen3:8b"));
+      expect(switches, "qwen3:8b was loaded again, into the free slot").to.deep.equal([[null, "qwen3:8b"]]);
+    });
+
+    it("asks /api/ps after forget() and finds both worker models there, the embedder left out", async () => {
+      const { sim, residency, unloads } = await setupTwo();
+      await load(sim, "nomic-embed-text");
+      await load(sim, "qwen3:8b");
+      await load(sim, "llama3.2");
+      residency.forget();
+      await residency.prepareFor(key("qwen3:8b"));
+      expect(names(residency.residents()).sort()).to.deep.equal(["llama3.2:latest", "qwen3:8b"]);
+      expect(unloads).to.deep.equal([]);
+    });
+
+    it("a job of the embedder itself needs no room: no worker model is unloaded for it", async () => {
+      const { sim, residency, switches, unloads, job } = await setupTwo();
+      await load(sim, "nomic-embed-text");
+      await job("qwen3:8b");
+      await job("llama3.2");
+      switches.length = 0;
+      await residency.prepareFor(key("nomic-embed-text:latest"));
+      residency.answered(key("nomic-embed-text:latest"));
+      expect(unloads).to.deep.equal([]);
+      expect(switches).to.deep.equal([]);
+      expect(names(residency.residents())).to.deep.equal(["llama3.2:latest", "qwen3:8b"]);
+    });
+  });
 });

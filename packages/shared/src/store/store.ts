@@ -20,6 +20,8 @@ export interface StoreOptions {
   workerStaleMs?: number;
   now?: () => number;
   defaultMaxAttempts?: number;
+  /** Whether jobs are grouped by runner options as well as model (true when not given). */
+  drainByRunnerOptions?: boolean;
   onTransition?: TransitionsOptions["onTransition"];
 }
 
@@ -43,6 +45,7 @@ export function openStore(options: StoreOptions) {
     lease,
     metrics,
     ...(options.defaultMaxAttempts !== undefined ? { defaultMaxAttempts: options.defaultMaxAttempts } : {}),
+    ...(options.drainByRunnerOptions !== undefined ? { drainByRunnerOptions: options.drainByRunnerOptions } : {}),
     ...(options.onTransition ? { onTransition: options.onTransition } : {}),
   });
   return {

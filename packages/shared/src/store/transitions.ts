@@ -1,7 +1,7 @@
 import { monotonicFactory } from "ulid";
 import { assertTransition, eventForState, isTerminal, type JobState } from "../job-states.js";
 import { toJobView } from "../job-view.js";
-import { loadKeyOf } from "../load-key.js";
+import { drainKeyOf, loadKeyOf } from "../load-key.js";
 import { normalizeModelName } from "../model-name.js";
 import { type ArtifactRecord, type ArtifactsStore, createArtifactsStore } from "./artifacts.js";
 import type { Db } from "./database.js";
@@ -74,10 +74,16 @@ export interface TransitionsOptions {
   lease?: LeaseCheck;
   /** Where each move records its durations and counts, in the move's transaction (made from `db` when not given). */
   metrics?: MetricsStore;
+  /**
+   * Whether the drain groups jobs by runner options as well as model (true when not given); false stores ""
+   * as every job's runner options, so they drain by model alone.
+   */
+  drainByRunnerOptions?: boolean;
 }
 
 export function createTransitionsStore(db: Db, options: TransitionsOptions = {}) {
   const now = options.now ?? Date.now;
+  const drainByRunnerOptions = options.drainByRunnerOptions ?? true;
   const newId = monotonicFactory();
   const artifacts = options.artifacts ?? createArtifactsStore(db);
   const insertJob = db.prepare(
@@ -160,7 +166,7 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
       updated_at: at,
     };
     // The drain groups jobs by load key (ADR 0025): the runner options are stored beside the model.
-    const { runnerOptions } = loadKeyOf(row.model, row.api, input.request);
+    const { runnerOptions } = drainKeyOf(loadKeyOf(row.model, row.api, input.request), drainByRunnerOptions);
     insertJob.run({ ...row, runner_options: runnerOptions, now: at });
     insertHistory.run(id, null, "queued", 0, null, at);
     // Built from what was inserted rather than read back: this is the hot path of POST /jobs.
