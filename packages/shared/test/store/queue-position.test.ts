@@ -216,6 +216,14 @@ describe("store/queue-position: query plans", () => {
           ORDER BY id LIMIT 1`,
       ),
     ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id>\?\) \| LIST SUBQUERY/);
+    // The walk back through the starved prefix for the other models it ends with (several worker slots).
+    expect(
+      plan(
+        `SELECT id, model, runner_options FROM jobs INDEXED BY jobs_by_state
+          WHERE state = 'queued' AND id < 'B' AND model NOT IN (SELECT value FROM json_each('[]'))
+          ORDER BY id DESC LIMIT 1`,
+      ),
+    ).to.match(/^SEARCH jobs USING COVERING INDEX jobs_by_state \(state=\? AND id<\?\) \| LIST SUBQUERY/);
     store.close();
     fs.rmSync(path.dirname(store.db.name), { recursive: true, force: true });
   });
