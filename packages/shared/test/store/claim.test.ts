@@ -59,6 +59,36 @@ describe("store/claim", () => {
     expect(claimed?.id).to.equal(sameOptions.id);
   });
 
+  it("drains by model alone when told to ignore runner options (FOREMAN_DRAIN_BY_RUNNER_OPTIONS=false)", () => {
+    const byModel = openStore({ dbPath: tempDbPath(), now: clock.now, drainByRunnerOptions: false });
+    try {
+      byModel.workerLease.tryAcquire(lease);
+      const create = (model: string, options: Record<string, unknown>) =>
+        byModel.transitions.createJob({
+          kind: "chat",
+          api: "ollama",
+          mode: "async",
+          model,
+          request: { model, options },
+        });
+      create("b", {});
+      const a2048 = create("a", { num_ctx: 2048 });
+      create("a", { num_ctx: 8192 });
+      // The resident key as the worker reports it then: the model, without runner options.
+      const claimed = byModel.claims.claimNext({
+        workerId: "w1",
+        resident: key("a:latest"),
+        starvationMs: 1000,
+        now: clock.now(),
+      });
+      expect(claimed?.id, "a's jobs are one group, whatever their num_ctx").to.equal(a2048.id);
+      const stored = byModel.db.prepare("SELECT DISTINCT runner_options AS o FROM jobs").all();
+      expect(stored).to.deep.equal([{ o: "" }]);
+    } finally {
+      byModel.close();
+    }
+  });
+
   it("keeps a job with no runner options apart from one that names the default", () => {
     const explicit = enqueue("a", { num_ctx: 2048 });
     const plain = enqueue("a", { temperature: 0 });
