@@ -169,6 +169,57 @@ describe("e2e: embeddings for another model than the embedder run as jobs", func
     expect(evictions()).to.equal(0);
   });
 
+  it("cancels a queued embed job whose caller goes away", async () => {
+    const chat = await post(f.url, "/api/chat", {
+      model: WORKER_MODEL,
+      messages: [{ role: "user", content: "keep the worker busy" }],
+      options: { num_predict: 400 },
+    });
+    const reader = chat.body!.getReader();
+    await reader.read();
+    const from = f.gateway!.lines.length;
+    const caller = new AbortController();
+    const embedding = fetch(`${f.url}/api/embed`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: THIRD, input: "never mind" }),
+      signal: caller.signal,
+    }).catch((err: Error) => err);
+    const queuedLine = await f.gateway!.waitForLine(
+      (line) => line.includes('"job queued"') && line.includes(`"model":"${THIRD}"`),
+      10_000,
+      from,
+    );
+    caller.abort();
+    expect(await embedding).to.be.instanceOf(Error);
+    const id = (JSON.parse(queuedLine) as { job_id: string }).job_id;
+    expect((await f.endedJob(id)).state).to.equal("canceled");
+    while (!(await reader.read()).done) {
+      // Let the chat finish.
+    }
+  });
+
+  it("with the early answer on, sends the job id and queue position at once, then the target's body", async () => {
+    // A second gateway on the same database, with the early answer on.
+    const early = await foreman({
+      ollamaUrl: sim.url,
+      dataDir: f.dataDir,
+      env: { FOREMAN_EMBED_MODEL: EMBEDDER, FOREMAN_SYNC_KEEPALIVE_MS: "50" },
+    });
+    await early.startGateway();
+    const body = { model: THIRD, input: "early" };
+    const res = await post(early.url, "/api/embed", body);
+    expect(res.status).to.equal(200);
+    expect(res.headers.get("content-type")).to.equal("application/json; charset=utf-8");
+    expect(res.headers.get("x-foreman-job-id")).to.be.a("string");
+    expect(res.headers.get("x-foreman-queue-position")).to.match(/^\d+$/);
+    const text = await res.text();
+    // Whitespace may precede the object while the job waits; the JSON is the target's.
+    const direct = await post(sim.url, "/api/embed", body);
+    expect(withoutDurations(text)).to.deep.equal(withoutDurations(await direct.text()));
+    expect(evictions()).to.equal(0);
+  });
+
   it("works unchanged for ollama-js's embed", async () => {
     const through = await new Ollama({ host: f.url }).embed({ model: THIRD, input: ["epsilon", "zeta"] });
     const direct = await new Ollama({ host: sim.url }).embed({ model: THIRD, input: ["epsilon", "zeta"] });
