@@ -153,6 +153,10 @@ describe("e2e: embeddings for another model than the embedder run as jobs", func
     );
     const queued = { id: (JSON.parse(queuedLine) as { job_id: string }).job_id };
     expect((await job(chatId)).state, "the chat still runs when the embed is queued").to.equal("working");
+    const status = (await (await fetch(`${f.url}/status`)).json()) as {
+      queue: { by_model: Array<{ model: string; queued: number }> };
+    };
+    expect(status.queue.by_model.find((m) => m.model === THIRD)?.queued, "status shows it queued").to.equal(1);
 
     while (!(await reader.read()).done) {
       // Read the chat to its end.
