@@ -128,7 +128,7 @@ export function isTerminalState(state: JobState): boolean {
   return TERMINAL_JOB_STATES.includes(state);
 }
 
-export type JobKind = "chat" | "generate";
+export type JobKind = "chat" | "generate" | "embed" | "embeddings";
 
 export type JobEventType = `job.${JobState}`;
 

@@ -1,15 +1,18 @@
 import type http from "node:http";
-import type { DatabaseFileWatch, ForemanConfig, Logger, Store } from "@foreman/shared";
+import { type DatabaseFileWatch, type ForemanConfig, type Logger, type Store, targetPathFor } from "@foreman/shared";
 import express, { type Express } from "express";
 import { createFastSubmit } from "./jobs/fast-submit.js";
 import { createJobBatcher, type JobBatcher } from "./jobs/job-batcher.js";
+import { answerAsSyncJob } from "./jobs/sync-job.js";
 import { isPlainUtf8Body } from "./json-body.js";
 import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
+import { errorResponse } from "./middleware/error-response.js";
 import { errorHandler, notFoundHandler } from "./middleware/errors.js";
 import { createEventStreams, type EventStreams } from "./ops/event-stream.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./ops/metrics.js";
 import { EMBED_ROUTES, routeLabel } from "./ops/route-label.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
+import { sendJsonError } from "./raw-http.js";
 import type { ResponseDrain } from "./response-drain.js";
 import { generationRoutes } from "./routes/generation.js";
 import { healthRoutes } from "./routes/health.js";
@@ -72,7 +75,24 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
   const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);
   const metrics = deps.metrics ?? createGatewayMetrics(deps.store);
   const app = createApp({ ...deps, batcher, metrics });
-  const dispatch = createPassthroughDispatcher(deps);
+  const jobDeps = { ...deps, batcher, metrics };
+  const dispatch = createPassthroughDispatcher({
+    ...deps,
+    queueEmbedding: async (res, input, bytes) => {
+      try {
+        await answerAsSyncJob(jobDeps, input, bytes, res);
+      } catch (err) {
+        // As Express's error handler would: the job was not committed, or its answer could not begin.
+        const answer = errorResponse(err);
+        if (answer.unexpected)
+          deps.logger.error("unhandled error", {
+            path: targetPathFor(input),
+            error: (err as Error)?.stack ?? String(err),
+          });
+        sendJsonError(res, answer.status, answer.error, answer.headers);
+      }
+    },
+  });
   const submit = createFastSubmit({
     config: deps.config,
     store: deps.store,
@@ -89,7 +109,9 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
     res.once("finish", () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = routeLabel(req.url);
-      metrics.request(route, req.method ?? "GET", res.statusCode, seconds, EMBED_ROUTES.has(route));
+      // An embedding that ran as a job (it carries the job's id) waited in the queue: not proxy latency.
+      const proxiedEmbed = EMBED_ROUTES.has(route) && !res.hasHeader("X-Foreman-Job-Id");
+      metrics.request(route, req.method ?? "GET", res.statusCode, seconds, proxiedEmbed);
       // Checked first: winston formats a line before its transport drops it for its level, and this runs on
       // every request of the pass-through hot path, where the "http" level is normally off.
       if (!logger.isLevelEnabled("http")) return;

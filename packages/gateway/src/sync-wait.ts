@@ -1,4 +1,4 @@
-import type { JobRecord, RelayFraming, Store } from "@foreman/shared";
+import { isEmbeddingKind, type JobRecord, type RelayFraming, type Store } from "@foreman/shared";
 
 /**
  * What a synchronous caller is told while its job has not started: the framing its answer will have (known
@@ -6,8 +6,12 @@ import type { JobRecord, RelayFraming, Store } from "@foreman/shared";
  * with a short header timeout reading, and the error that ends a wait past its limit.
  */
 
-/** Ollama streams unless told not to; the OpenAI-compatible routes stream only when asked. */
-export function requestedFraming(job: Pick<JobRecord, "api" | "request">): RelayFraming {
+/**
+ * Ollama streams unless told not to; the OpenAI-compatible routes stream only when asked; embeddings are
+ * always one JSON body.
+ */
+export function requestedFraming(job: Pick<JobRecord, "api" | "kind" | "request">): RelayFraming {
+  if (isEmbeddingKind(job.kind)) return "whole";
   const stream = job.request.stream ?? job.api === "ollama";
   if (!stream) return "whole";
   return job.api === "ollama" ? "ndjson" : "sse";

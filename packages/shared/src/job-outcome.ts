@@ -136,7 +136,7 @@ export function createJobOutcomes(deps: JobOutcomeDeps) {
     done(
       job: JobRecord,
       relay: RelayWriter | null,
-      answer: { result: unknown; metrics: Record<string, number> | null },
+      answer: { result: unknown; metrics: Record<string, number> | null; tail?: string },
     ) {
       // A worker that lost the lease writes no file into a job that is another worker's now.
       transitions.assertLease(job.id);
@@ -146,7 +146,7 @@ export function createJobOutcomes(deps: JobOutcomeDeps) {
         metrics: answer.metrics,
         artifacts: records,
       });
-      endRelay(job.id, relay, { state: "done" });
+      endRelay(job.id, relay, { state: "done", ...(answer.tail ? { tail: answer.tail } : {}) });
       return "done" as const;
     },
 

@@ -29,6 +29,11 @@ export interface RelayEnd {
   /** The target's own error body, to answer a caller byte for byte. */
   body?: string;
   content_type?: string;
+  /**
+   * The whitespace a whole (non-streamed) answer ended with, which its one data line cannot hold: Ollama's
+   * OpenAI-compatible routes end their JSON with a newline (Go's json.Encoder), its native routes do not.
+   */
+  tail?: string;
 }
 
 export type RelayLine =
@@ -139,7 +144,7 @@ export function frameRelayData(framing: RelayFraming, line: string): string {
  * complete, so a failed one has sent no body yet (only an early answer's whitespace): the error object is it.
  */
 export function frameRelayEnd(framing: RelayFraming, end: RelayEnd): string {
-  if (end.state === "done") return framing === "sse" ? "data: [DONE]\n\n" : "";
+  if (end.state === "done") return framing === "sse" ? "data: [DONE]\n\n" : framing === "whole" ? (end.tail ?? "") : "";
   const error = end.error ?? `job ${end.state}`;
   if (framing === "sse") return `data: ${JSON.stringify({ error: { message: error, type: "api_error" } })}\n\n`;
   return `${JSON.stringify({ error })}\n`;

@@ -118,6 +118,8 @@ describe("relay: framing for a caller", () => {
     expect(frameRelayEnd("sse", { state: "done" })).to.equal("data: [DONE]\n\n");
     expect(frameRelayEnd("ndjson", { state: "done" })).to.equal("");
     expect(frameRelayEnd("whole", { state: "done" })).to.equal("");
+    expect(frameRelayEnd("whole", { state: "done", tail: "\n" }), "a whole answer's own tail").to.equal("\n");
+    expect(frameRelayEnd("ndjson", { state: "done", tail: "\n" })).to.equal("");
   });
 
   it("closes a failed stream with an error in the stream's own shape", () => {

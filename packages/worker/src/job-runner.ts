@@ -89,14 +89,15 @@ export function createJobRunner(deps: JobRunnerDeps) {
     };
     outcomes.working(job, relay, { status, contentType });
     const collector = new ResultCollector(job.kind, job.api);
+    let tail: string;
     try {
-      await pumpToRelay(res, relayFraming(contentType), relay, collector, deps.lineLimit);
+      tail = await pumpToRelay(res, relayFraming(contentType), relay, collector, deps.lineLimit);
     } catch (err) {
       if (controller.signal.aborted) return stopped(run, relay, true);
       return brokeOff(job, relay, `target connection lost mid-generation: ${(err as Error).message}`);
     }
     if (!collector.done) return brokeOff(job, relay, "target ended the stream before its final chunk");
-    return outcomes.done(job, relay, { result: collector.result(), metrics: collector.metrics() });
+    return outcomes.done(job, relay, { result: collector.result(), metrics: collector.metrics(), tail });
   }
 
   function brokeOff(job: JobRecord, relay: RelayWriter, error: string): RunOutcome {

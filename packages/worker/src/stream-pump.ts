@@ -7,7 +7,8 @@ import type { ResultCollector } from "./result-collector.js";
  * relay's framing (NDJSON lines; the payload of each SSE `data:` event on the OpenAI routes; the one body
  * of a `stream: false` answer), each chunk is parsed by the result collector first (a chunk that is not
  * JSON must fail the job, not reach the caller), then appended to the relay as it is, byte for byte.
- * Resolves when the target's answer ended; rejects when the connection broke or a chunk was bad.
+ * Resolves when the target's answer ended, with the whitespace a whole answer ended with (the relay line
+ * cannot hold it; the gateway sends it after the body); rejects when the connection broke or a chunk was bad.
  */
 export function pumpToRelay(
   res: http.IncomingMessage,
@@ -15,7 +16,7 @@ export function pumpToRelay(
   relay: RelayWriter,
   collector: ResultCollector,
   maxLineChars = 64 * 1024 * 1024,
-): Promise<void> {
+): Promise<string> {
   return new Promise((resolve, reject) => {
     let pending = "";
     res.setEncoding("utf8");
@@ -76,10 +77,10 @@ export function pumpToRelay(
           const body = pending.trimEnd();
           collector.addWhole(body);
           relay.data(body);
-        } else if (pending.length > 0) {
-          line(pending);
+          return resolve(pending.slice(body.length));
         }
-        resolve();
+        if (pending.length > 0) line(pending);
+        resolve("");
       } catch (err) {
         reject(err);
       }

@@ -96,7 +96,7 @@ describe("stream-pump", () => {
     expect(collector.result()).to.deep.include({ content: "ab", finish_reason: "stop" });
   });
 
-  it("whole: relays the one body (without its trailing newline) when the answer ends", async () => {
+  it("whole: relays the one body (without its trailing newline, which it resolves with) when the answer ends", async () => {
     const { res, server } = await target("application/json; charset=utf-8");
     const { collector, done } = pump(res, "whole", "generate");
     const body = '{"response":"hello","done":true,"eval_count":1}';
@@ -104,7 +104,7 @@ describe("stream-pump", () => {
     await received(res);
     expect(relayText(), "nothing before the body is whole").to.equal("");
     server.end(`${body.slice(10)}\n`);
-    await done;
+    expect(await done, "the tail, for the end line").to.equal("\n");
     expect(relayText()).to.equal(`${body}\n`);
     expect(collector.result()).to.deep.equal(JSON.parse(body));
   });

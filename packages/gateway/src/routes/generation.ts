@@ -1,14 +1,7 @@
-import {
-  ensureRelay,
-  GENERATION_ROUTES,
-  type JobApi,
-  type JobKind,
-  NotFoundError,
-  ValidationError,
-} from "@foreman/shared";
+import { GENERATION_ROUTES, type JobApi, type JobKind, NotFoundError, ValidationError } from "@foreman/shared";
 import { Router } from "express";
+import { answerAsSyncJob } from "../jobs/sync-job.js";
 import { jsonBody, jsonBodyBytes } from "../json-body.js";
-import { answerFromRelay } from "../relay-response.js";
 import type { JobRouteDeps } from "../route-deps.js";
 
 export type GenerationDeps = JobRouteDeps;
@@ -25,19 +18,8 @@ export function generationRoutes(deps: GenerationDeps): Router {
   for (const route of GENERATION_ROUTES) {
     router.post(route.path, json, async (req, res) => {
       const body = validateGenerationBody(req.body, route.kind, route.api);
-      const { job, position } = await deps.batcher.create(
-        { kind: route.kind, api: route.api, mode: "sync", model: body.model as string, request: body },
-        jsonBodyBytes(req),
-      );
-      ensureRelay(deps.config.dataDir, job.id);
-      // A stale heartbeat means no worker will pick this up soon: say so once per job, the caller waits.
-      if (!deps.store.workerLease.isFresh(deps.store.workerLease.holder())) {
-        deps.logger.warn("no active worker (heartbeat stale or missing); the job waits in the queue", {
-          job_id: job.id,
-          model: job.model,
-        });
-      }
-      await answerFromRelay(deps, job, res, position);
+      const input = { kind: route.kind, api: route.api, model: body.model as string, request: body };
+      await answerAsSyncJob(deps, input, jsonBodyBytes(req), res);
     });
   }
   return router;

@@ -1,21 +1,13 @@
 import type http from "node:http";
-import { ForbiddenError, type ForemanConfig } from "@foreman/shared";
+import { EMBEDDING_ROUTES, ForbiddenError, type ForemanConfig, type NewJob } from "@foreman/shared";
 import { Router } from "express";
 import type { TargetProxy } from "../proxy/target-proxy.js";
 import { readCappedBody, sendJsonError } from "../raw-http.js";
-import { createEmbedderPinner } from "./pin-embedder.js";
+import { createEmbedRouting } from "./embed-routing.js";
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
-const READ_ONLY = [
-  "GET /api/version",
-  "GET /api/tags",
-  "GET /api/ps",
-  "GET /v1/models",
-  "POST /api/show",
-  "POST /v1/embeddings",
-];
-const EMBED = ["POST /api/embed", "POST /api/embeddings"];
+const READ_ONLY = ["GET /api/version", "GET /api/tags", "GET /api/ps", "GET /v1/models", "POST /api/show"];
 const MANAGEMENT = ["POST /api/pull", "POST /api/push", "POST /api/create", "POST /api/copy", "DELETE /api/delete"];
 const BLOBS_PREFIX = "/api/blobs/";
 const MODEL_PREFIX = "/v1/models/";
@@ -40,13 +32,26 @@ export function confinedSegment(raw: string, allowed: RegExp): string | null {
   return allowed.test(decoded) ? decoded : null;
 }
 
+/** Commits an embedding request for another model than the embedder as a sync job and answers from it. */
+export type QueueEmbedding = (res: http.ServerResponse, input: Omit<NewJob, "mode">, bytes: number) => Promise<void>;
+
 /**
- * The routes that are Ollama's own answer passed through: model information, embeddings
+ * The routes that are Ollama's own answer passed through: model information, the embedder's embeddings
  * (concurrent, never queued) and, when the operator allows it, model management. They are the proxy's hot
  * path, so they are dispatched on the raw Node request, before Express's router: `dispatch` returns false
- * for anything it does not serve and the caller hands that request on.
+ * for anything it does not serve and the caller hands that request on. An embedding request for any other
+ * model than FOREMAN_EMBED_MODEL would load it and evict a model the worker counts on, so it is handed to
+ * `queueEmbedding` and runs as a job (`createEmbedRouting` decides which).
  */
-export function createPassthroughDispatcher({ config, proxy }: { config: ForemanConfig; proxy: TargetProxy }) {
+export function createPassthroughDispatcher({
+  config,
+  proxy,
+  queueEmbedding,
+}: {
+  config: ForemanConfig;
+  proxy: TargetProxy;
+  queueEmbedding: QueueEmbedding;
+}) {
   const routes = new Map<string, Handler>();
   const plain =
     (route: string): Handler =>
@@ -56,12 +61,22 @@ export function createPassthroughDispatcher({ config, proxy }: { config: Foreman
   // Small JSON bodies are read whole and sent with the headers in one write: piping them costs a second
   // packet and a delayed ACK per request (measured: half the throughput at concurrency 32).
   const buffered =
-    (route: string, rewrite: (body: Buffer) => Buffer = (b) => b): Handler =>
+    (route: string): Handler =>
     (req, res) =>
-      readCappedBody(req, res, limit, (body) => proxy.forward(req, res, { route, body: rewrite(body) }));
+      readCappedBody(req, res, limit, (body) => proxy.forward(req, res, { route, body }));
   for (const key of READ_ONLY) routes.set(key, key.startsWith("GET") ? plain(key) : buffered(key));
-  const pin = createEmbedderPinner(config.embedModel);
-  for (const key of EMBED) routes.set(key, buffered(key, pin));
+  for (const { path, kind, api } of EMBEDDING_ROUTES) {
+    const route = `POST ${path}`;
+    const decide = createEmbedRouting({ embedModel: config.embedModel, pin: api === "ollama" });
+    routes.set(route, (req, res) =>
+      readCappedBody(req, res, limit, (body) => {
+        const destination = decide(body, req.headers);
+        if (destination.to === "target") return proxy.forward(req, res, { route, body: destination.body });
+        if (destination.to === "refused") return sendJsonError(res, 400, destination.error);
+        void queueEmbedding(res, { kind, api, model: destination.model, request: destination.request }, body.length);
+      }),
+    );
+  }
   if (config.management) for (const key of MANAGEMENT) routes.set(key, plain(key));
 
   return function dispatch(req: http.IncomingMessage, res: http.ServerResponse): boolean {

@@ -7,18 +7,37 @@
  */
 export function createEmbedderPinner(embedModel: string | undefined): (body: Buffer) => Buffer {
   if (!embedModel) return (body) => body;
+  const namesEmbedder = createEmbedderMatcher(embedModel);
+  return (body) => {
+    const text = namesEmbedder(body);
+    return text === null ? body : pinnedBody(text, body);
+  };
+}
+
+/**
+ * A test for "this body names the embedder", without a JSON parse: a byte search for the name first (most
+ * bodies of other models stop there), then the `"model": "<name>"` pattern. Returns the body's text when it
+ * does (for `pinnedBody`), else null.
+ */
+export function createEmbedderMatcher(embedModel: string): (body: Buffer) => string | null {
   const modelPattern = new RegExp(`"model"\\s*:\\s*${escapeRegExp(JSON.stringify(embedModel))}`);
-  const keepAlivePattern = /"keep_alive"\s*:/;
   const needle = Buffer.from(embedModel);
   return (body) => {
-    if (!body.includes(needle)) return body;
+    if (!body.includes(needle)) return null;
     const text = body.toString("utf8");
-    const open = text.search(/\S/);
-    if (open < 0 || text[open] !== "{" || !modelPattern.test(text) || keepAlivePattern.test(text)) return body;
-    const rest = text.slice(open + 1);
-    const separator = /^\s*}/.test(rest) ? "" : ",";
-    return Buffer.from(`{"keep_alive":-1${separator}${rest}`);
+    return modelPattern.test(text) ? text : null;
   };
+}
+
+const KEEP_ALIVE_KEY = /"keep_alive"\s*:/;
+
+/** `body` (whose text is `text`) with `"keep_alive":-1` as its first key, unless it is no object or sets one. */
+export function pinnedBody(text: string, body: Buffer): Buffer {
+  const open = text.search(/\S/);
+  if (open < 0 || text[open] !== "{" || KEEP_ALIVE_KEY.test(text)) return body;
+  const rest = text.slice(open + 1);
+  const separator = /^\s*}/.test(rest) ? "" : ",";
+  return Buffer.from(`{"keep_alive":-1${separator}${rest}`);
 }
 
 function escapeRegExp(s: string): string {

@@ -1,4 +1,5 @@
 import { expect } from "chai";
+import { DEFAULT_MODELS } from "../../src/index.js";
 import { postJson, simulators } from "../helpers.js";
 
 function norm(vector: number[]): number {
@@ -76,6 +77,31 @@ describe("routes/embed", () => {
     await check("/api/embed", { model: "nomic-embed-text", input: 5 }, 400, "invalid input type");
     await check("/api/embeddings", { model: "nope", prompt: "a" }, 404, 'model "nope" not found, try pulling it first');
     await check("/api/embeddings", { prompt: "a" }, 400, "model is required");
+  });
+
+  it("makes room for a third model as Ollama does: the idle worker model, or the pinned embedder while the worker model is busy", async () => {
+    const third = { name: "mxbai-embed-large:latest", embeddingSize: 16 };
+    const sim = await start({ maxLoadedModels: 2, tokensPerSecond: 50, models: [...DEFAULT_MODELS, third] });
+    const pin = await postJson(`${sim.url}/api/embed`, { model: "nomic-embed-text", input: "x", keep_alive: -1 });
+    expect(pin.status).to.equal(200);
+    const chat = { model: "llama3.2", messages: [{ role: "user", content: "hi" }], options: { num_predict: 2 } };
+    expect((await postJson(`${sim.url}/api/chat`, { ...chat, stream: false })).status).to.equal(200);
+
+    // Both idle: the shortest keep-alive goes (the chat model's 5 minutes, not the embedder's "forever").
+    expect((await postJson(`${sim.url}/api/embed`, { model: third.name, input: "y" })).status).to.equal(200);
+    expect(sim.stats().evictions.byModel).to.deep.equal({ "llama3.2:latest": 1 });
+
+    // The chat model back in the third model's place, and generating: the idle one is the pinned embedder.
+    const streaming = await postJson(`${sim.url}/api/chat`, { ...chat, options: { num_predict: 100 } });
+    const reader = streaming.body!.getReader();
+    await reader.read();
+    expect((await postJson(`${sim.url}/api/embed`, { model: third.name, input: "z" })).status).to.equal(200);
+    expect(sim.stats().evictions.byModel).to.deep.equal({
+      "llama3.2:latest": 1,
+      "mxbai-embed-large:latest": 1,
+      "nomic-embed-text:latest": 1,
+    });
+    await reader.cancel();
   });
 
   it("serves the legacy /api/embeddings with one vector", async () => {

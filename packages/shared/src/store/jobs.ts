@@ -3,7 +3,8 @@ import { isTerminal, type JobState } from "../job-states.js";
 import type { RelayEnd } from "../relay.js";
 import type { Db } from "./database.js";
 
-export type JobKind = "chat" | "generate";
+/** What a job asks the target for, named for Ollama's route: chat, generate, embed, or the legacy embeddings. */
+export type JobKind = "chat" | "generate" | "embed" | "embeddings";
 export type JobApi = "ollama" | "openai";
 export type JobMode = "sync" | "async";
 

@@ -1,3 +1,5 @@
+import type { Db } from "./database.js";
+
 /**
  * Forward-only schema migrations. A migration is never edited once released: add a new one instead.
  * Versions are consecutive integers; `migrate` applies the missing ones in order.
@@ -6,6 +8,8 @@ export interface Migration {
   version: number;
   name: string;
   sql: string;
+  /** Runs after `sql`, for a change SQL alone cannot say (rebuilding a table from its current schema). */
+  apply?: (db: Db) => void;
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -270,4 +274,43 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE worker_lease ADD COLUMN worker_slots INTEGER;
     `,
   },
+  {
+    version: 11,
+    name: "embedding-job-kinds",
+    // Embedding requests for a model other than the embedder are jobs: kind 'embed' (/api/embed and
+    // /v1/embeddings) and 'embeddings' (the legacy /api/embeddings).
+    sql: "",
+    apply: (db) =>
+      widenCheck(
+        db,
+        "jobs",
+        "CHECK (kind IN ('chat', 'generate'))",
+        "CHECK (kind IN ('chat', 'generate', 'embed', 'embeddings'))",
+      ),
+  },
 ];
+
+/**
+ * Replaces one CHECK constraint of `table`. SQLite cannot alter a constraint, so this is its documented
+ * table rebuild (sqlite.org/lang_altertable.html, "other kinds of table schema changes"): a copy made from
+ * the table's current CREATE statement with the constraint replaced, the rows copied, the old table
+ * dropped, the copy renamed, and the table's indexes and triggers created again from their own stored
+ * statements, so columns and indexes added by earlier migrations are kept whatever they are. `migrate`
+ * runs it with foreign keys off (else the drop would cascade into the rows that reference the table).
+ */
+function widenCheck(db: Db, table: string, from: string, to: string): void {
+  const schema = db.prepare<[string], { type: string; name: string; sql: string | null }>(
+    "SELECT type, name, sql FROM sqlite_schema WHERE tbl_name = ? ORDER BY rowid",
+  );
+  const rows = schema.all(table);
+  const create = rows.find((r) => r.type === "table")?.sql;
+  if (!create?.includes(from)) throw new Error(`table ${table} has no constraint ${from}`);
+  const copy = `${table}_rebuilt`;
+  const prefix = new RegExp(`^CREATE TABLE ${table}\\b`);
+  db.exec(create.replace(prefix, `CREATE TABLE ${copy}`).replace(from, to));
+  db.exec(`INSERT INTO ${copy} SELECT * FROM ${table}`);
+  db.exec(`DROP TABLE ${table}`);
+  db.exec(`ALTER TABLE ${copy} RENAME TO ${table}`);
+  // Automatic indexes (primary key, UNIQUE columns) have no statement: the new table made its own.
+  for (const r of rows) if (r.type !== "table" && r.sql) db.exec(r.sql);
+}

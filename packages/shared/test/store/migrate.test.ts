@@ -56,6 +56,55 @@ describe("store/migrate", () => {
     db.close();
   });
 
+  it("lets jobs be embeddings from version 11, keeping every row, reference, index and trigger of the jobs table", () => {
+    const db = openDatabase({ path: tempDbPath() });
+    migrate(
+      db,
+      MIGRATIONS.filter((m) => m.version < 11),
+    );
+    const job = (id: string, kind: string, state: string) =>
+      db
+        .prepare(
+          `INSERT INTO jobs (id, kind, api, mode, model, runner_options, state, request, created_at, updated_at)
+           VALUES (?, ?, 'ollama', 'sync', 'm', '', ?, '{"model":"m"}', 1, 1)`,
+        )
+        .run(id, kind, state);
+    job("01A", "chat", "done");
+    job("01B", "generate", "queued");
+    db.prepare("INSERT INTO job_transitions (job_id, to_state, attempt, at) VALUES ('01A', 'done', 1, 1)").run();
+    db.prepare(
+      `INSERT INTO artifacts (job_id, name, content_type, size, path, created_at)
+       VALUES ('01A', 'result.json', 'application/json', 2, 'a', 1)`,
+    ).run();
+    expect(() => job("01C", "embed", "queued")).to.throw(/CHECK constraint failed/);
+    const schemaOf = () =>
+      db
+        .prepare("SELECT type, name, sql FROM sqlite_schema WHERE tbl_name = 'jobs' AND type != 'table' ORDER BY name")
+        .all();
+    const before = schemaOf();
+
+    expect(migrate(db).applied).to.deep.equal(MIGRATIONS.filter((m) => m.version >= 11).map((m) => m.version));
+    expect(db.pragma("foreign_keys", { simple: true })).to.equal(1);
+    expect(schemaOf()).to.deep.equal(before);
+    job("01C", "embed", "queued");
+    job("01D", "embeddings", "queued");
+    expect(() => job("01E", "rerank", "queued")).to.throw(/CHECK constraint failed/);
+    expect(db.prepare("SELECT id, kind FROM jobs ORDER BY id").all()).to.deep.equal([
+      { id: "01A", kind: "chat" },
+      { id: "01B", kind: "generate" },
+      { id: "01C", kind: "embed" },
+      { id: "01D", kind: "embeddings" },
+    ]);
+    // The queue totals' triggers came back: three jobs queued now.
+    expect(db.prepare("SELECT jobs FROM queue_totals").get()).to.deep.equal({ jobs: 3 });
+    // References still point at jobs: deleting a job removes its history and artifacts.
+    db.prepare("DELETE FROM jobs WHERE id = '01A'").run();
+    expect(db.prepare("SELECT COUNT(*) AS n FROM job_transitions").get()).to.deep.equal({ n: 0 });
+    expect(db.prepare("SELECT COUNT(*) AS n FROM artifacts").get()).to.deep.equal({ n: 0 });
+    expect(db.prepare("PRAGMA integrity_check").get()).to.deep.equal({ integrity_check: "ok" });
+    db.close();
+  });
+
   it("is safe when several processes open a new database at the same moment", async function () {
     this.timeout(30_000);
     const file = tempDbPath();
