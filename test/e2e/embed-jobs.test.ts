@@ -210,12 +210,24 @@ describe("e2e: embeddings for another model than the embedder run as jobs", func
       env: { FOREMAN_EMBED_MODEL: EMBEDDER, FOREMAN_SYNC_KEEPALIVE_MS: "50" },
     });
     await early.startGateway();
+    // A running chat keeps the worker busy, so the embed is still queued when its position is counted.
+    const chat = await post(f.url, "/api/chat", {
+      model: WORKER_MODEL,
+      messages: [{ role: "user", content: "keep the worker busy" }],
+      options: { num_predict: 400 },
+    });
+    const reader = chat.body!.getReader();
+    await reader.read();
     const body = { model: THIRD, input: "early" };
+    // Its headers, position included, are sent once it is queued; the chat still holds the worker then.
     const res = await post(early.url, "/api/embed", body);
+    expect(res.headers.get("x-foreman-queue-position")).to.match(/^\d+$/);
+    while (!(await reader.read()).done) {
+      // Read the chat to its end, so the embed can run.
+    }
     expect(res.status).to.equal(200);
     expect(res.headers.get("content-type")).to.equal("application/json; charset=utf-8");
     expect(res.headers.get("x-foreman-job-id")).to.be.a("string");
-    expect(res.headers.get("x-foreman-queue-position")).to.match(/^\d+$/);
     const text = await res.text();
     // Whitespace may precede the object while the job waits; the JSON is the target's.
     const direct = await post(sim.url, "/api/embed", body);
