@@ -11,7 +11,7 @@ import { createGatewayMetrics, type GatewayMetrics } from "./ops/metrics.js";
 import { EMBED_ROUTES, routeLabel } from "./ops/route-label.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
 import type { ResponseDrain } from "./response-drain.js";
-import { generationRoutes } from "./routes/generation.js";
+import { createFastGeneration, generationRoutes } from "./routes/generation.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobsRoutes } from "./routes/jobs.js";
 import { opsRoutes } from "./routes/ops.js";
@@ -64,8 +64,9 @@ export function createApp(deps: AppDeps): Express {
 }
 
 /**
- * The production request listener: POST /jobs (the submission hot path) and the pass-through routes (the
- * proxy's hot path) are dispatched on the raw request without Express's per-request setup; every other
+ * The production request listener: POST /jobs (the submission hot path), the generation routes (on the way
+ * to a first token) and the pass-through routes (the proxy's hot path) are dispatched on the raw request
+ * without Express's per-request setup; every other
  * request, and any that is not authorized, goes through the Express app, which answers it (or its 401).
  */
 export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
@@ -81,6 +82,7 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
     bodyLimit: deps.config.bodyLimit,
     starvationMs: deps.config.starvationMs,
   });
+  const generate = createFastGeneration({ ...deps, batcher, metrics });
   const token = deps.config.apiToken;
   const logger = deps.logger;
   return (req, res) => {
@@ -108,6 +110,7 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
     ) {
       return submit(req, res);
     }
+    if (generate(req, res)) return;
     if (dispatch(req, res)) return;
     app(req, res);
   };
