@@ -97,7 +97,11 @@ export class RelayWriter {
   start(start: RelayStart): void {
     this.heldStart = `#start ${JSON.stringify(start)}\n`;
     setImmediate(() => {
-      if (this.heldStart !== null && this.fd !== null) this.write("");
+      try {
+        if (this.heldStart !== null && this.fd !== null) this.write("");
+      } catch {
+        // Still held: the next line, the end or close writes it, where a failure is handled.
+      }
     });
   }
 
@@ -117,7 +121,10 @@ export class RelayWriter {
   close(): void {
     try {
       if (this.heldStart !== null && this.fd !== null) this.write("");
+    } catch {
+      // A relay that cannot be written (disk full) is closed all the same; the job's state is in the database.
     } finally {
+      this.heldStart = null;
       if (this.fd !== null) fs.closeSync(this.fd);
       this.fd = null;
     }
@@ -125,11 +132,8 @@ export class RelayWriter {
 
   private write(text: string): void {
     if (this.fd === null) throw new Error(`relay ${this.file} is closed`);
-    if (this.heldStart !== null) {
-      text = this.heldStart + text;
-      this.heldStart = null;
-    }
-    fs.writeSync(this.fd, text);
+    fs.writeSync(this.fd, this.heldStart === null ? text : this.heldStart + text);
+    this.heldStart = null;
   }
 }
 

@@ -65,6 +65,26 @@ describe("relay", () => {
       writer.close();
     });
 
+    it("a failed write at the end of the turn keeps it for the next line, throwing nowhere", async () => {
+      const dir = tempDir();
+      const writer = RelayWriter.open(dir, "s5");
+      const original = fs.writeSync;
+      fs.writeSync = (() => {
+        throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+      }) as typeof fs.writeSync;
+      try {
+        writer.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+        await new Promise((resolve) => setImmediate(resolve));
+      } finally {
+        fs.writeSync = original;
+      }
+      writer.data('{"n":1}');
+      writer.close();
+      expect(fs.readFileSync(relayPath(dir, "s5"), "utf8")).to.equal(
+        '#start {"attempt":1,"status":200,"content_type":"application/x-ndjson"}\n{"n":1}\n',
+      );
+    });
+
     it("is written by close() and before an end line", () => {
       const dir = tempDir();
       const closed = RelayWriter.open(dir, "s3");
