@@ -66,8 +66,8 @@ export function createApp(deps: AppDeps): Express {
 /**
  * The production request listener: POST /jobs (the submission hot path), the generation routes (on the way
  * to a first token) and the pass-through routes (the proxy's hot path) are dispatched on the raw request
- * without Express's per-request setup; every other
- * request, and any that is not authorized, goes through the Express app, which answers it (or its 401).
+ * without Express's per-request setup; every other request, and any that is not authorized, goes through
+ * the Express app, which answers it (or its 401).
  */
 export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);

@@ -63,9 +63,9 @@ const ROUTE_BY_PATH = new Map(GENERATION_ROUTES.map((route) => [route.path, rout
 /**
  * The generation routes on the raw Node request, for a plain UTF-8 body on the exact path: Express's router
  * and body parser sit on the way to the caller's first token (arrival to handler measured 0.5–0.7 ms at the
- * median through Express, 0.2 ms without it, on a loaded two-core machine). Any
- * other request (another spelling of the path, a compressed body or another charset) is left to the Express
- * routes above, which answer it the same way. Returns false when it does not take the request.
+ * median through Express, 0.2 ms without it, on a loaded two-core machine). Any other request (another
+ * spelling of the path, a compressed body or another charset) is left to the Express routes above, which
+ * answer it the same way. Returns false when it does not take the request.
  */
 export function createFastGeneration(deps: GenerationDeps) {
   async function run(route: GenerationRoute, res: http.ServerResponse, text: Buffer): Promise<void> {
