@@ -14,7 +14,7 @@ import { EMBED_ROUTES, routeLabel } from "./ops/route-label.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
 import { sendJsonError } from "./raw-http.js";
 import type { ResponseDrain } from "./response-drain.js";
-import { generationRoutes } from "./routes/generation.js";
+import { createFastGeneration, generationRoutes } from "./routes/generation.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobsRoutes } from "./routes/jobs.js";
 import { opsRoutes } from "./routes/ops.js";
@@ -67,9 +67,10 @@ export function createApp(deps: AppDeps): Express {
 }
 
 /**
- * The production request listener: POST /jobs (the submission hot path) and the pass-through routes (the
- * proxy's hot path) are dispatched on the raw request without Express's per-request setup; every other
- * request, and any that is not authorized, goes through the Express app, which answers it (or its 401).
+ * The production request listener: POST /jobs (the submission hot path), the generation routes (on the way
+ * to a first token) and the pass-through routes (the proxy's hot path) are dispatched on the raw request
+ * without Express's per-request setup; every other request, and any that is not authorized, goes through
+ * the Express app, which answers it (or its 401).
  */
 export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const batcher = deps.batcher ?? createJobBatcher(deps.store, deps.wake, deps.config);
@@ -101,6 +102,7 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
     bodyLimit: deps.config.bodyLimit,
     starvationMs: deps.config.starvationMs,
   });
+  const generate = createFastGeneration({ ...deps, batcher, metrics });
   const token = deps.config.apiToken;
   const logger = deps.logger;
   return (req, res) => {
@@ -130,6 +132,7 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
     ) {
       return submit(req, res);
     }
+    if (generate(req, res)) return;
     if (dispatch(req, res)) return;
     app(req, res);
   };

@@ -61,8 +61,14 @@ export function parseRelayLine(line: string): RelayLine {
  */
 function openRelayForAppend(dataDir: string, jobId: string): { file: string; fd: number } {
   const file = relayPath(dataDir, jobId);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  return { file, fd: fs.openSync(file, "a") };
+  try {
+    return { file, fd: fs.openSync(file, "a") };
+  } catch (err) {
+    // The folder is made once, by the first relay; each later open is one system call on the job's path.
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    return { file, fd: fs.openSync(file, "a") };
+  }
 }
 
 /** Creates the relay file if it does not exist yet, so followers can watch it before the worker writes. */
@@ -72,8 +78,17 @@ export function ensureRelay(dataDir: string, jobId: string): string {
   return file;
 }
 
-/** Appends control and data lines. One `write(2)` per line keeps lines whole for concurrent readers. */
+/**
+ * Appends control and data lines. One `write(2)` per line keeps lines whole for concurrent readers.
+ *
+ * The `#start` line waits for the first data line (or the end of this event-loop turn, or the end of the
+ * relay) and goes out in the same write: a target sends its first chunk with its headers, and one write
+ * wakes a follower once, where two made it wake, read and parse a start with nothing yet to send, then
+ * wake again for the chunk, on the way to the caller's first token.
+ */
 export class RelayWriter {
+  private heldStart: string | null = null;
+
   private constructor(
     readonly file: string,
     private fd: number | null,
@@ -85,7 +100,14 @@ export class RelayWriter {
   }
 
   start(start: RelayStart): void {
-    this.write(`#start ${JSON.stringify(start)}\n`);
+    this.heldStart = `#start ${JSON.stringify(start)}\n`;
+    setImmediate(() => {
+      try {
+        if (this.heldStart !== null && this.fd !== null) this.write("");
+      } catch {
+        // Still held: the next line, the end or close writes it, where a failure is handled.
+      }
+    });
   }
 
   /** `line` is one chunk without its trailing newline. */
@@ -102,13 +124,21 @@ export class RelayWriter {
   }
 
   close(): void {
-    if (this.fd !== null) fs.closeSync(this.fd);
-    this.fd = null;
+    try {
+      if (this.heldStart !== null && this.fd !== null) this.write("");
+    } catch {
+      // A relay that cannot be written (disk full) is closed all the same; the job's state is in the database.
+    } finally {
+      this.heldStart = null;
+      if (this.fd !== null) fs.closeSync(this.fd);
+      this.fd = null;
+    }
   }
 
   private write(text: string): void {
     if (this.fd === null) throw new Error(`relay ${this.file} is closed`);
-    fs.writeSync(this.fd, text);
+    fs.writeSync(this.fd, this.heldStart === null ? text : this.heldStart + text);
+    this.heldStart = null;
   }
 }
 

@@ -5,8 +5,20 @@ import type { JobRecord } from "./store/jobs.js";
 /**
  * The one log line per job state transition, with the job id, model and the timings known at
  * that point: time spent queued, loading and working, and the target's load duration once it is known.
+ *
+ * Lines are written at the end of the event-loop turn, not inside the transition: a transition sits on the
+ * way to the caller's first token (the gateway's commit before it wakes the worker, the claim before the
+ * target request, `working` before the relay's first line), and writing to a piped stdout is a system call
+ * that wakes the log reader. Deferred, the line goes out once the wake-up, request or relay write has.
+ * The fields are taken at the transition, and the lines keep their order.
  */
 export function logTransitions(logger: Logger) {
+  let pending: Array<[level: "info" | "warn", message: string, fields: Record<string, unknown>]> = [];
+  const flush = () => {
+    const lines = pending;
+    pending = [];
+    for (const [level, message, fields] of lines) logger.log(level, message, fields);
+  };
   return (job: JobRecord, from: JobState | null, reason: string | undefined): void => {
     const fields: Record<string, unknown> = {
       job_id: job.id,
@@ -26,7 +38,7 @@ export function logTransitions(logger: Logger) {
       if (job.metrics?.eval_count !== undefined) fields.eval_count = job.metrics.eval_count;
       if (job.error) fields.error = job.error;
     }
-    const level = job.state === "failed" ? "warn" : "info";
-    logger.log(level, `job ${job.state}`, fields);
+    if (pending.length === 0) setImmediate(flush);
+    pending.push([job.state === "failed" ? "warn" : "info", `job ${job.state}`, fields]);
   };
 }

@@ -24,6 +24,84 @@ async function collect(iterable: AsyncIterable<RelayLine[]>): Promise<RelayLine[
 }
 
 describe("relay", () => {
+  describe("the #start line", () => {
+    /** The texts `fs.writeSync` was given while `during` ran. */
+    function writesDuring(during: () => void): string[] {
+      const texts: string[] = [];
+      const original = fs.writeSync;
+      fs.writeSync = ((fd: number, data: string, ...rest: never[]) => {
+        texts.push(String(data));
+        return (original as (...args: unknown[]) => number)(fd, data, ...rest);
+      }) as typeof fs.writeSync;
+      try {
+        during();
+      } finally {
+        fs.writeSync = original;
+      }
+      return texts;
+    }
+
+    it("goes out with the first data line in one write, so a follower wakes once for both", () => {
+      const dir = tempDir();
+      const writer = RelayWriter.open(dir, "s1");
+      const writes = writesDuring(() => {
+        writer.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+        writer.data('{"n":1}');
+      });
+      writer.close();
+      expect(writes).to.deep.equal([
+        '#start {"attempt":1,"status":200,"content_type":"application/x-ndjson"}\n{"n":1}\n',
+      ]);
+    });
+
+    it("reaches the file by the end of the event-loop turn when no data follows", async () => {
+      const dir = tempDir();
+      const writer = RelayWriter.open(dir, "s2");
+      writer.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(fs.readFileSync(relayPath(dir, "s2"), "utf8")).to.equal(
+        '#start {"attempt":1,"status":200,"content_type":"application/x-ndjson"}\n',
+      );
+      writer.close();
+    });
+
+    it("a failed write at the end of the turn keeps it for the next line, throwing nowhere", async () => {
+      const dir = tempDir();
+      const writer = RelayWriter.open(dir, "s5");
+      const original = fs.writeSync;
+      fs.writeSync = (() => {
+        throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
+      }) as typeof fs.writeSync;
+      try {
+        writer.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+        await new Promise((resolve) => setImmediate(resolve));
+      } finally {
+        fs.writeSync = original;
+      }
+      writer.data('{"n":1}');
+      writer.close();
+      expect(fs.readFileSync(relayPath(dir, "s5"), "utf8")).to.equal(
+        '#start {"attempt":1,"status":200,"content_type":"application/x-ndjson"}\n{"n":1}\n',
+      );
+    });
+
+    it("is written by close() and before an end line", () => {
+      const dir = tempDir();
+      const closed = RelayWriter.open(dir, "s3");
+      closed.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+      closed.close();
+      const ended = RelayWriter.open(dir, "s4");
+      ended.start({ attempt: 1, status: 200, content_type: "application/x-ndjson" });
+      ended.end({ state: "canceled", status: 499 });
+      expect(fs.readFileSync(relayPath(dir, "s3"), "utf8")).to.match(/^#start .*\n$/);
+      expect(fs.readFileSync(relayPath(dir, "s4"), "utf8").split("\n")).to.deep.equal([
+        '#start {"attempt":1,"status":200,"content_type":"application/x-ndjson"}',
+        '#end {"state":"canceled","status":499}',
+        "",
+      ]);
+    });
+  });
+
   it("follows a relay as the writer appends, from #start to #end, waking on the file's changes", async () => {
     const dir = tempDir();
     ensureRelay(dir, "job1");

@@ -17,7 +17,7 @@ describe("queue-runner", () => {
   /** The claim loop over a real runner, store and simulator, as the worker wires them. */
   async function setup(
     options: { sim?: SimulatorOptions; now?: () => number } & Partial<
-      Pick<QueueRunnerOptions, "isActive" | "cancelCheckMs">
+      Pick<QueueRunnerOptions, "isActive" | "cancelCheckMs" | "pollMs">
     > = {},
   ) {
     const sim = await h.sim(options.sim);
@@ -46,7 +46,7 @@ describe("queue-runner", () => {
       logger: world.log.logger,
       workerId: world.workerId,
       isActive: options.isActive ?? (() => true),
-      pollMs: 600_000,
+      pollMs: options.pollMs ?? 600_000,
       starvationMs: 600_000,
       ...(options.cancelCheckMs !== undefined ? { cancelCheckMs: options.cancelCheckMs } : {}),
       ...(options.now ? { now: options.now } : {}),
@@ -81,6 +81,20 @@ describe("queue-runner", () => {
     expect(claimedOrder).to.deep.equal([a.id, c.id, b.id]);
     expect(mostAtOnce).to.equal(1);
     expect(sim.stats().loads.byModel).to.deep.equal({ "llama3.2:latest": 1, "qwen3:8b": 1 });
+  });
+
+  it("a job whose wake-up was lost is claimed by the fallback poll", async () => {
+    const { world, queue } = await setup({ pollMs: 50 });
+    queue.start();
+    // Committed with no kick at all, as if the gateway's wake-up never reached the worker.
+    const job = world.createJob();
+    await world.next(job.id, "done");
+    expect(world.store.transitions.history(job.id).map((t) => t.to_state)).to.deep.equal([
+      "queued",
+      "loading",
+      "working",
+      "done",
+    ]);
   });
 
   it("claims nothing while the target is down: one bounce, then it waits for targetUp and runs the job at once", async () => {

@@ -30,7 +30,12 @@ export const QUEUE_FULL_RETRY_AFTER_S = 30;
  * gateway checks on its own, so several gateways may overshoot a limit by one batch each.
  */
 export function createJobBatcher(store: Store, onCommitted: () => void, limits: QueueLimits) {
-  let pending: Array<{ input: NewJob; resolve: (created: CreatedJob) => void; reject: (err: unknown) => void }> = [];
+  let pending: Array<{
+    input: NewJob;
+    withPosition: boolean;
+    resolve: (created: CreatedJob) => void;
+    reject: (err: unknown) => void;
+  }> = [];
   let pendingBytes = 0;
   let scheduled = false;
 
@@ -39,30 +44,33 @@ export function createJobBatcher(store: Store, onCommitted: () => void, limits: 
     const batch = pending;
     pending = [];
     pendingBytes = 0;
-    const committed: Array<{ job: JobRecord; resolve: (created: CreatedJob) => void }> = [];
+    const committed: Array<{ job: JobRecord; withPosition: boolean; resolve: (created: CreatedJob) => void }> = [];
     try {
       const jobs = store.transitions.createJobs(batch.map((p) => p.input));
-      for (const [i, p] of batch.entries()) committed.push({ job: jobs[i]!, resolve: p.resolve });
+      for (const [i, p] of batch.entries())
+        committed.push({ job: jobs[i]!, withPosition: p.withPosition, resolve: p.resolve });
     } catch {
       // One bad apple (a raced Idempotency-Key) rolled the batch back: commit them one by one, so each
       // caller gets its own outcome.
       for (const p of batch) {
         try {
-          committed.push({ job: store.transitions.createJob(p.input), resolve: p.resolve });
+          committed.push({
+            job: store.transitions.createJob(p.input),
+            withPosition: p.withPosition,
+            resolve: p.resolve,
+          });
         } catch (err) {
           p.reject(err);
         }
       }
     }
     onCommitted();
-    // One count for the whole batch: its cost grows with the queue, so it is paid once per commit, not per job.
+    // One count for the whole batch: its cost grows with the queue, so it is paid once per commit, not per job,
+    // and only for the jobs whose callers are told it (a synchronous stream waits for its first token instead).
     let positions = new Map<string, number>();
     try {
-      positions = queuePositions(
-        store,
-        limits.starvationMs,
-        committed.map((c) => c.job),
-      );
+      const told = committed.filter((c) => c.withPosition).map((c) => c.job);
+      if (told.length > 0) positions = queuePositions(store, limits.starvationMs, told);
     } catch {
       // A position is information, not the answer: the jobs are committed whatever happens here.
     }
@@ -92,16 +100,17 @@ export function createJobBatcher(store: Store, onCommitted: () => void, limits: 
     /**
      * Commits `input` with the next batch. `bytes` is the size of the request it came from, counted against
      * FOREMAN_MAX_QUEUED_BYTES until the commit makes the exact figure part of the queue's totals.
-     * Rejects with an UnavailableError (503) when the queue is full.
+     * Rejects with an UnavailableError (503) when the queue is full. `withPosition` false: the caller is not
+     * told the job's place in the queue, so it is not counted (its position is undefined).
      */
-    create(input: NewJob, bytes = 0): Promise<CreatedJob> {
+    create(input: NewJob, bytes = 0, withPosition = true): Promise<CreatedJob> {
       try {
         admit(bytes);
       } catch (err) {
         return Promise.reject(err);
       }
       return new Promise((resolve, reject) => {
-        pending.push({ input, resolve, reject });
+        pending.push({ input, withPosition, resolve, reject });
         pendingBytes += bytes;
         if (!scheduled) {
           scheduled = true;

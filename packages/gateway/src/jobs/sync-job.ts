@@ -13,7 +13,12 @@ export async function answerAsSyncJob(
   bytes: number,
   res: http.ServerResponse,
 ): Promise<void> {
-  const { job, position } = await deps.batcher.create({ ...input, mode: "sync" }, bytes);
+  const { job, position } = await deps.batcher.create(
+    { ...input, mode: "sync" },
+    bytes,
+    // Only the early answer tells a synchronous caller its place in the queue.
+    deps.config.syncKeepaliveMs > 0,
+  );
   ensureRelay(deps.config.dataDir, job.id);
   // A stale heartbeat means no worker will pick this up soon: say so once per job, the caller waits.
   if (!deps.store.workerLease.isFresh(deps.store.workerLease.holder())) {

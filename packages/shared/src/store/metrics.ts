@@ -6,15 +6,27 @@ export const DURATION_BUCKETS: readonly number[] = [0.1, 0.25, 0.5, 1, 2.5, 5, 1
 export type Labels = Readonly<Record<string, string>>;
 
 /** Prometheus' label value escaping: backslash, double quote and newline. */
-const escapeLabel = (value: string) => value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+const escapeLabel = (value: string) =>
+  NEEDS_ESCAPE.test(value) ? value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") : value;
+const NEEDS_ESCAPE = /[\\"\n]/;
 
-/** The label set as Prometheus renders it, keys sorted, so one series is always one row. */
+/**
+ * The label set as Prometheus renders it, keys sorted, so one series is always one row. Built without
+ * intermediate arrays: it runs inside every job's state transitions.
+ */
 export function renderLabels(labels: Labels): string {
-  return Object.keys(labels)
-    .sort()
-    .map((k) => `${k}="${escapeLabel(labels[k]!)}"`)
-    .join(",");
+  const keys = Object.keys(labels);
+  if (keys.length > 1) keys.sort();
+  let out = "";
+  for (const k of keys) out += `${out.length > 0 ? "," : ""}${k}="${escapeLabel(labels[k]!)}"`;
+  return out;
 }
+
+/** A histogram series' bucket rows: each bucket's bound and its rendered labels (`le` included). */
+type BucketRows = ReadonlyArray<{ le: number; labels: string }>;
+
+/** Series rendered once per process: a busy worker observes the same few (one per model) thousands of times. */
+const MAX_CACHED_SERIES = 10_000;
 
 export interface MetricRow {
   name: string;
@@ -37,13 +49,39 @@ export function createMetricsStore(db: Db) {
      ON CONFLICT (name, labels) DO UPDATE SET value = excluded.value`,
   );
   const all = db.prepare<[], MetricRow>("SELECT name, labels, value FROM metric_counters ORDER BY name, labels");
+  // A bucket the value is above gets its row if it has none, and no write when it has one.
+  const ensure = db.prepare(
+    `INSERT INTO metric_counters (name, labels, value) VALUES (?, ?, 0) ON CONFLICT (name, labels) DO NOTHING`,
+  );
+  const seriesByBuckets = new WeakMap<readonly number[], Map<string, BucketRows>>();
+  function bucketRows(name: string, labels: Labels, base: string, buckets: readonly number[]): BucketRows {
+    let series = seriesByBuckets.get(buckets);
+    if (!series) {
+      series = new Map();
+      seriesByBuckets.set(buckets, series);
+    }
+    const key = `${name}\n${base}`;
+    let rows = series.get(key);
+    if (!rows) {
+      rows = [...buckets, Number.POSITIVE_INFINITY].map((le) => ({
+        le,
+        labels: renderLabels({ ...labels, le: le === Number.POSITIVE_INFINITY ? "+Inf" : String(le) }),
+      }));
+      if (series.size >= MAX_CACHED_SERIES) series.clear();
+      series.set(key, rows);
+    }
+    return rows;
+  }
   const observeTx = db.transaction((name: string, labels: Labels, value: number, buckets: readonly number[]) => {
-    // Every bucket gets a row (0 when the value is above it), so each series has the whole bucket set.
-    for (const le of buckets)
-      add.run(`${name}_bucket`, renderLabels({ ...labels, le: String(le) }), value <= le ? 1 : 0);
-    add.run(`${name}_bucket`, renderLabels({ ...labels, le: "+Inf" }), 1);
-    add.run(`${name}_sum`, renderLabels(labels), value);
-    add.run(`${name}_count`, renderLabels(labels), 1);
+    const base = renderLabels(labels);
+    const bucket = `${name}_bucket`;
+    // Every bucket gets a row (0 while the value is above it), so each series has the whole bucket set.
+    for (const row of bucketRows(name, labels, base, buckets)) {
+      if (value <= row.le) add.run(bucket, row.labels, 1);
+      else ensure.run(bucket, row.labels);
+    }
+    add.run(`${name}_sum`, base, value);
+    add.run(`${name}_count`, base, 1);
   });
   return {
     increment(name: string, labels: Labels = {}, by = 1): void {

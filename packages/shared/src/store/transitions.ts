@@ -48,6 +48,8 @@ export interface TransitionPatch {
   reason?: string;
 }
 
+type MoveFacts = Pick<JobRow, "state" | "model" | "queued_at" | "loading_at" | "working_at" | "cancel_requested_at">;
+
 const STATE_TIMESTAMP: Record<JobState, string> = {
   queued: "queued_at",
   loading: "loading_at",
@@ -93,6 +95,11 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
        @webhook_secret, @webhook_events, @idempotency_key, @request_hash, @max_attempts, @now, @now, @now)`,
   );
   const selectJob = db.prepare<[string], JobRow>("SELECT * FROM jobs WHERE id = ?");
+  // What a move checks and measures, without the request (which may hold megabytes of prompt and images):
+  // the whole row is read once, after the update, for the record the move returns.
+  const selectMoveFacts = db.prepare<[string], MoveFacts>(
+    "SELECT state, model, queued_at, loading_at, working_at, cancel_requested_at FROM jobs WHERE id = ?",
+  );
   const insertHistory = db.prepare(
     "INSERT INTO job_transitions (job_id, from_state, to_state, attempt, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
   );
@@ -190,7 +197,7 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
    * What a move says about time spent: the wait (queued until claimed), the load (claimed until the target
    * answered) and the run (answering until ended), by model; jobs ended by state; tokens generated.
    */
-  function recordMove(row: JobRow, to: JobState, at: number, patch: TransitionPatch): void {
+  function recordMove(row: MoveFacts, to: JobState, at: number, patch: TransitionPatch): void {
     const model = { model: row.model };
     const seconds = (since: number | null) => (since === null ? null : Math.max(0, at - since) / 1000);
     if (row.state === "queued" && to === "loading") {
@@ -219,7 +226,7 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
   const move = db.transaction(
     (by: Mover, id: string, to: JobState, patch: TransitionPatch): { job: JobRecord; from: JobState } => {
       if (by !== null) lease.assertHeld(by, id);
-      const row = selectJob.get(id);
+      const row = selectMoveFacts.get(id);
       if (!row) throw new Error(`job ${id} does not exist`);
       assertTransition(row.state, to, id);
       const at = now();
@@ -249,7 +256,7 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
   );
 
   const requeueTx = db.transaction((by: Mover, id: string, patch: TransitionPatch) => {
-    const row = selectJob.get(id);
+    const row = selectMoveFacts.get(id);
     if (row?.cancel_requested_at != null) return move(by, id, "canceled", { reason: "canceled while running" });
     return move(by, id, "queued", patch);
   });
