@@ -301,8 +301,13 @@ describe("proxy/target-proxy", () => {
     let upstreamGone: () => void = () => {};
     const gone = new Promise<void>((r) => (upstreamGone = r));
     let arrived = "";
+    let halfArrived: () => void = () => {};
+    const half = new Promise<void>((r) => (halfArrived = r));
     const upstream = http.createServer((req) => {
-      req.on("data", (d) => (arrived += d));
+      req.on("data", (d) => {
+        arrived += d;
+        if (arrived.length === 500) halfArrived();
+      });
       req.on("close", () => upstreamGone());
     });
     await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
@@ -319,11 +324,8 @@ describe("proxy/target-proxy", () => {
     });
     caller.on("error", () => {});
     caller.write("a".repeat(500));
-    // Wait until the first half has reached the target, then go away.
-    await new Promise<void>((resolve) => {
-      const poll = () => (arrived.length === 500 ? resolve() : setImmediate(poll));
-      poll();
-    });
+    // Once the first half has reached the target, go away.
+    await half;
     caller.destroy();
     await gone;
     expect(arrived.length).to.equal(500);
