@@ -68,7 +68,7 @@ export async function benchEmbedProxy(durationMs: number, roundsPerRoute = 3) {
   const nginx32 = results.nginx?.[32];
   const foreman32 = results.foreman?.[32];
   const summary = [
-    `added p50 at concurrency 1, foreman over direct: ${direct1 && foreman1 ? (foreman1.p50 - direct1.p50).toFixed(3) : "n/a"} ms (goal < 0.5 ms)`,
+    `added p50 at concurrency 1, foreman over direct: ${direct1 && foreman1 ? (foreman1.p50 - direct1.p50).toFixed(3) : "n/a"} ms (goal ≤ 0.2 ms)`,
     `foreman throughput at concurrency 32 as a share of nginx's: ${nginx32 && foreman32 ? ((100 * foreman32.rps) / nginx32.rps).toFixed(1) : "n/a"} % (goal >= 80 %)`,
   ];
   const generator = wrk ? "wrk" : "Node load generator";

@@ -30,7 +30,9 @@ const EXACT = new Set([
 ]);
 
 export function routeLabel(url: string | undefined): string {
-  const path = (url ?? "/").split("?", 1)[0]!;
+  const raw = url ?? "/";
+  const query = raw.indexOf("?");
+  const path = query < 0 ? raw : raw.slice(0, query);
   if (EXACT.has(path)) return path;
   if (path.startsWith("/jobs/")) {
     const parts = path.split("/");

@@ -32,20 +32,33 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
-function forwardableHeaders(headers: http.IncomingHttpHeaders, drop: Set<string>): http.OutgoingHttpHeaders {
-  const connectionListed = String(headers.connection ?? "")
-    .split(",")
-    .map((h) => h.trim().toLowerCase())
-    .filter(Boolean);
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || connectionListed.includes(name)) continue;
-    out[name] = value;
+/**
+ * The end-to-end headers of a request or response as the flat name/value list Node's writers take as is
+ * (`http.request` and `writeHead` copy an object's headers into a map one `setHeader` at a time; a list goes
+ * straight to the header block, and reading `rawHeaders` spares building the parsed headers object).
+ */
+function forwardableHeaders(raw: string[], drop: ReadonlySet<string>, out: string[]): string[] {
+  let connectionListed: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 10 || name.toLowerCase() !== "connection") continue;
+    connectionListed ??= [];
+    for (const token of raw[i + 1]!.split(",")) {
+      const listed = token.trim().toLowerCase();
+      if (listed) connectionListed.push(listed);
+    }
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || drop.has(lower) || connectionListed?.includes(lower)) continue;
+    out.push(name, raw[i + 1]!);
   }
   return out;
 }
 
-// The caller's Authorization is for foreman (FOREMAN_API_TOKEN), never for the target; Host is the target's.
+// The caller's Authorization is for foreman (FOREMAN_API_TOKEN), never for the target; Host is the target's;
+// the body's framing is set below.
 const DROP_REQUEST = new Set(["authorization", "host", "content-length"]);
 const DROP_RESPONSE = new Set<string>();
 
@@ -62,20 +75,26 @@ export function createTargetProxy(options: TargetProxyOptions) {
   const request = isHttps ? https.request : http.request;
   const basePath = target.pathname.replace(/\/+$/, "");
   const auth = options.token ? `Bearer ${options.token}` : undefined;
+  // What Node's client would put in Host itself, were the headers not passed as a list.
+  const host = target.host;
 
   function forward(req: http.IncomingMessage, res: http.ServerResponse, forwardOptions: ForwardOptions = {}): void {
     const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? "/";
     const route = forwardOptions.route ?? url;
-    const headers = forwardableHeaders(req.headers, DROP_REQUEST);
-    if (auth) headers.authorization = auth;
+    const headers = forwardableHeaders(req.rawHeaders, DROP_REQUEST, ["Host", host]);
+    if (auth) headers.push("Authorization", auth);
     const body = forwardOptions.body;
+    // How the body is framed upstream: the caller's Transfer-Encoding is hop-by-hop, so a streamed body
+    // without a length is re-chunked on this hop.
+    let streamed = false;
     if (body) {
-      headers["content-length"] = body.length;
-      delete headers["transfer-encoding"];
+      headers.push("Content-Length", String(body.length));
     } else if (req.headers["content-length"] !== undefined) {
-      headers["content-length"] = req.headers["content-length"];
+      headers.push("Content-Length", req.headers["content-length"]);
+      streamed = true;
     } else if (req.headers["transfer-encoding"]) {
-      headers["transfer-encoding"] = "chunked";
+      headers.push("Transfer-Encoding", "chunked");
+      streamed = true;
     }
 
     // A body read whole, or none, can be sent again; a streamed one has gone with its first attempt.
@@ -93,17 +112,20 @@ export function createTargetProxy(options: TargetProxyOptions) {
           headers,
           agent,
         });
-        if (body) upstream.end(body);
-        else if (headers["content-length"] === undefined && headers["transfer-encoding"] === undefined) upstream.end();
-        else req.pipe(upstream);
+        if (streamed) req.pipe(upstream);
+        else upstream.end(body);
         return upstream;
       },
       mayRetry: () => replayable && !res.headersSent && !res.destroyed,
       onResponse(answer) {
         // Stream chunk by chunk: headers go out at once so NDJSON progress (e.g. /api/pull) reaches the caller live.
-        res.writeHead(answer.statusCode ?? 502, forwardableHeaders(answer.headers, DROP_RESPONSE));
-        answer.pipe(res);
-        answer.on("error", () => res.destroy());
+        const headers = forwardableHeaders(answer.rawHeaders, DROP_RESPONSE, []);
+        // Given a list, writeHead merges it one setHeader at a time into headers already set on `res` (by
+        // Express, say), where a repeated header would keep only its last value; only the dispatcher's raw
+        // response, with none set, takes the list as is.
+        if (res.getHeaderNames().length === 0) res.writeHead(answer.statusCode ?? 502, headers);
+        else res.writeHead(answer.statusCode ?? 502, headerMap(headers));
+        relay(answer, res);
       },
       onError(err) {
         if (res.headersSent) {
@@ -130,6 +152,35 @@ export function createTargetProxy(options: TargetProxyOptions) {
       agent.destroy();
     },
   };
+}
+
+/** A header list as a map, repeated names as arrays, for a response that already has headers set. */
+function headerMap(list: string[]): http.OutgoingHttpHeaders {
+  const map: Record<string, string | string[]> = {};
+  for (let i = 0; i < list.length; i += 2) {
+    const name = list[i]!.toLowerCase();
+    const value = list[i + 1]!;
+    const seen = map[name];
+    map[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value];
+  }
+  return map;
+}
+
+/**
+ * Copies the target's answer to the caller with backpressure, as `pipe` does, with three listeners where
+ * `pipe` adds and later removes about a dozen on every request. The caller going away is handled by the
+ * caller's close listener (it destroys the upstream request); a target that breaks off mid-answer ends the
+ * caller's response abruptly, so the caller sees a truncated stream rather than a clean end.
+ */
+function relay(answer: http.IncomingMessage, res: http.ServerResponse): void {
+  answer.on("data", (chunk: Buffer) => {
+    if (!res.write(chunk)) {
+      answer.pause();
+      res.once("drain", () => answer.resume());
+    }
+  });
+  answer.on("end", () => res.end());
+  answer.on("error", () => res.destroy());
 }
 
 export type TargetProxy = ReturnType<typeof createTargetProxy>;

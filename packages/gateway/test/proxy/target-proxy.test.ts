@@ -29,11 +29,20 @@ async function startTarget(handler: (req: http.IncomingMessage, res: http.Server
   return { url: `http://127.0.0.1:${port}`, seen, server };
 }
 
-async function startGateway(targetUrl: string, token?: string) {
+/**
+ * A gateway on the proxy alone. `buffered` reads the caller's body whole and forwards it as the body option,
+ * as the embedding routes do; otherwise the body is streamed, as the management routes do.
+ */
+async function startGateway(targetUrl: string, token?: string, { buffered = false } = {}) {
   const logger = createLogger({ service: "test", stream: new PassThrough(), level: "error" });
   const proxy = createTargetProxy({ targetUrl, token, connectTimeoutMs: 1000, logger });
   const app = express();
-  app.all("/{*path}", (req, res) => proxy.forward(req, res));
+  app.all("/{*path}", (req, res) => {
+    if (!buffered) return proxy.forward(req, res);
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => proxy.forward(req, res, { body: Buffer.concat(chunks) }));
+  });
   const server = app.listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
   const { port } = server.address() as AddressInfo;
@@ -186,5 +195,170 @@ describe("proxy/target-proxy", () => {
     expect(second.status).to.equal(200);
     expect(await second.text()).to.equal('{"models":[]}');
     expect([target.seen.length, dropped]).to.deep.equal([3, 1]);
+  });
+  it("sends the target's Host and a Content-Length for the body it forwards, not the caller's", async () => {
+    const target = await startTarget((_req, res) => res.end("ok"));
+    const gw = await startGateway(target.url, undefined, { buffered: true });
+    closers.push(
+      () => target.server.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const res = await fetch(`${gw.url}/api/embed`, { method: "POST", body: '{"model":"m","input":"x"}' });
+    expect(await res.text()).to.equal("ok");
+    const seen = target.seen[0]!;
+    expect(seen.headers.host).to.equal(new URL(target.url).host);
+    expect(seen.headers["content-length"]).to.equal("25");
+    expect(seen.headers["transfer-encoding"]).to.equal(undefined);
+    expect(seen.body).to.equal('{"model":"m","input":"x"}');
+  });
+
+  it("passes repeated response headers through, each one", async () => {
+    const target = await startTarget((_req, res) => {
+      res.setHeader("set-cookie", ["a=1", "b=2"]);
+      res.end("ok");
+    });
+    const gw = await startGateway(target.url);
+    closers.push(
+      () => target.server.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    // The pass-through dispatcher's raw response, with no header set before the proxy's.
+    const raw = http.createServer((req, res) => gw.proxy.forward(req, res));
+    await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
+    closers.push(() => raw.close());
+    const rawUrl = `http://127.0.0.1:${(raw.address() as AddressInfo).port}`;
+    for (const url of [gw.url, rawUrl]) {
+      const res = await fetch(`${url}/api/tags`);
+      expect(res.headers.getSetCookie()).to.deep.equal(["a=1", "b=2"]);
+    }
+  });
+
+  it("re-chunks a streamed body that came without a length", async () => {
+    const target = await startTarget((_req, res) => res.end("ok"));
+    const gw = await startGateway(target.url);
+    closers.push(
+      () => target.server.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${gw.url}/api/create`, { method: "POST" });
+      req.on("response", (r) => {
+        r.resume();
+        r.on("end", () => resolve(r.statusCode!));
+      });
+      req.on("error", reject);
+      req.write('{"model":');
+      req.end('"x"}');
+    });
+    expect(status).to.equal(200);
+    expect(target.seen[0]!.headers["transfer-encoding"]).to.equal("chunked");
+    expect(target.seen[0]!.body).to.equal('{"model":"x"}');
+  });
+
+  it("streams a large answer whole to a caller that reads slower than the target writes", async () => {
+    const chunk = Buffer.alloc(64 * 1024, "x");
+    const chunks = 128; // 8 MiB: many times the socket buffers, so backpressure must hold the target back
+    const target = await startTarget((_req, res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      let sent = 0;
+      const pump = () => {
+        while (sent < chunks) {
+          sent++;
+          if (!res.write(chunk)) return void res.once("drain", pump);
+        }
+        res.end();
+      };
+      pump();
+    });
+    const gw = await startGateway(target.url);
+    closers.push(
+      () => target.server.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const received = await new Promise<number>((resolve, reject) => {
+      http
+        .get(`${gw.url}/api/blobs/x`, (r) => {
+          let bytes = 0;
+          r.on("data", (d: Buffer) => {
+            bytes += d.length;
+            // Reading in turns of the event loop keeps the caller's socket buffer full at times.
+            r.pause();
+            setImmediate(() => r.resume());
+          });
+          r.on("end", () => resolve(bytes));
+          r.on("error", reject);
+        })
+        .on("error", reject);
+    });
+    expect(received).to.equal(chunk.length * chunks);
+  });
+
+  it("closes the upstream request when the caller goes away halfway through sending its body", async () => {
+    let upstreamGone: () => void = () => {};
+    const gone = new Promise<void>((r) => (upstreamGone = r));
+    let arrived = "";
+    let halfArrived: () => void = () => {};
+    const half = new Promise<void>((r) => (halfArrived = r));
+    const upstream = http.createServer((req) => {
+      req.on("data", (d) => {
+        arrived += d;
+        if (arrived.length === 500) halfArrived();
+      });
+      req.on("close", () => upstreamGone());
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const gw = await startGateway(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`);
+    closers.push(
+      () => upstream.closeAllConnections(),
+      () => upstream.close(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const caller = http.request(`${gw.url}/api/create`, {
+      method: "POST",
+      headers: { "content-length": "1000" },
+    });
+    caller.on("error", () => {});
+    caller.write("a".repeat(500));
+    // Once the first half has reached the target, go away.
+    await half;
+    caller.destroy();
+    await gone;
+    expect(arrived.length).to.equal(500);
+  });
+
+  it("sends a buffered POST body once more when the pooled socket it went out on had been closed", async () => {
+    const answeredOn = new WeakSet<object>();
+    let dropped = 0;
+    const target = await startTarget((req, res) => {
+      if (answeredOn.has(req.socket) && dropped === 0) {
+        dropped++;
+        req.socket.destroy();
+        return;
+      }
+      answeredOn.add(req.socket);
+      res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+      res.end('{"embeddings":[[0.1]]}');
+    });
+    const gw = await startGateway(target.url, undefined, { buffered: true });
+    closers.push(
+      () => target.server.closeAllConnections(),
+      () => target.server.close(),
+      () => gw.server.closeAllConnections(),
+      () => gw.server.close(),
+      () => gw.proxy.close(),
+    );
+    const body = '{"model":"nomic-embed-text","input":"x"}';
+    const first = await fetch(`${gw.url}/api/embed`, { method: "POST", body });
+    expect(await first.text()).to.equal('{"embeddings":[[0.1]]}');
+    const second = await fetch(`${gw.url}/api/embed`, { method: "POST", body });
+    expect(second.status).to.equal(200);
+    expect(await second.text()).to.equal('{"embeddings":[[0.1]]}');
+    expect(target.seen.map((s) => s.body)).to.deep.equal([body, body, body]);
+    expect(dropped).to.equal(1);
   });
 });
