@@ -5,11 +5,13 @@ import path from "node:path";
 import { type LoadKey, loadKeyOf, openStore } from "../packages/shared/src/index.js";
 import { fillFinishedJobs } from "./jobs.js";
 import {
+  findWrk,
   makeTempDir,
   percentile,
   ROOT,
   removeTempDir,
   runLoad,
+  runWrkAsync,
   type SummaryRow,
   startGateway,
   startProcess,
@@ -147,16 +149,10 @@ export async function benchScale(options: {
         if (i % 5 === 0) db.list.push(await timedGet(`${url}/jobs?state=queued&limit=100`));
       }
     }
+    const wrk = findWrk();
     for (const [k, db] of dbs.entries()) {
-      db.post = (
-        await runLoad({
-          url: `${gateways[k]!.url}/jobs`,
-          body: JOB_BODY,
-          concurrency: 32,
-          durationMs,
-          expectStatus: 202,
-        })
-      ).rps;
+      const load = { url: `${gateways[k]!.url}/jobs`, body: JOB_BODY, concurrency: 32, durationMs };
+      db.post = (wrk ? await runWrkAsync({ wrk, ...load }) : await runLoad({ ...load, expectStatus: 202 })).rps;
     }
     await Promise.all(gateways.map((g) => g.stop()));
     gateways.length = 0;
