@@ -10,7 +10,7 @@ import {
   percentile,
   removeTempDir,
   runLoad,
-  runWrk,
+  runWrkAsync,
   type SummaryRow,
   startGateway,
   startSim,
@@ -32,7 +32,7 @@ export async function benchPostJobs(durationMs: number) {
   try {
     for (const concurrency of [1, 8, 32]) {
       const r = wrk
-        ? runWrk({ wrk, url: `${gateway.url}/jobs`, body, concurrency, durationMs })
+        ? await runWrkAsync({ wrk, url: `${gateway.url}/jobs`, body, concurrency, durationMs })
         : await runLoad({ url: `${gateway.url}/jobs`, body, concurrency, durationMs, expectStatus: 202 });
       rates.push(r.rps);
       rows.push([concurrency, r.requests, r.rps, r.p50, r.p99, r.errors]);

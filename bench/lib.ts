@@ -318,13 +318,42 @@ export function findWrk(): string | null {
  * The same closed-loop load from wrk (C, one thread), when installed: it needs a fraction of the CPU a Node
  * load generator does, which matters on a 2-core machine where the load generator and the server share.
  */
-export function runWrk(options: {
+export function runWrk(options: WrkOptions): LoadResult {
+  const run = wrkRun(options);
+  try {
+    return parseWrk(spawnSync(options.wrk, run.args, { encoding: "utf8" }).stdout, run.seconds);
+  } finally {
+    run.cleanUp();
+  }
+}
+
+/**
+ * runWrk without blocking this process's event loop, for a server whose output this process reads: while a
+ * synchronous wrk runs nobody drains the server's stdout pipe, so a server that logs per request (POST /jobs
+ * logs each new job) buffers every line in its own memory and its RSS and throughput are not its own.
+ */
+export async function runWrkAsync(options: WrkOptions): Promise<LoadResult> {
+  const run = wrkRun(options);
+  try {
+    const child = spawn(options.wrk, run.args, { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    child.stdout.setEncoding("utf8").on("data", (text: string) => (out += text));
+    await new Promise((resolve) => child.on("close", resolve));
+    return parseWrk(out, run.seconds);
+  } finally {
+    run.cleanUp();
+  }
+}
+
+interface WrkOptions {
   wrk: string;
   url: string;
   body?: string;
   concurrency: number;
   durationMs: number;
-}): LoadResult {
+}
+
+function wrkRun(options: WrkOptions) {
   const dir = makeTempDir("foreman-wrk-");
   const script = path.join(dir, "request.lua");
   fs.writeFileSync(
@@ -334,12 +363,14 @@ export function runWrk(options: {
       : "",
   );
   const seconds = Math.max(1, Math.round(options.durationMs / 1000));
-  const out = spawnSync(
-    options.wrk,
-    ["-t1", `-c${options.concurrency}`, `-d${seconds}s`, "--latency", "-s", script, options.url],
-    { encoding: "utf8" },
-  ).stdout;
-  removeTempDir(dir);
+  return {
+    seconds,
+    args: ["-t1", `-c${options.concurrency}`, `-d${seconds}s`, "--latency", "-s", script, options.url],
+    cleanUp: () => removeTempDir(dir),
+  };
+}
+
+function parseWrk(out: string, seconds: number): LoadResult {
   const ms = (label: string) => {
     const m = new RegExp(`^\\s+${label}\\s+([\\d.]+)(us|ms|s)`, "m").exec(out);
     if (!m) return Number.NaN;

@@ -35,7 +35,7 @@ export async function submitJob(
   }
   try {
     const { job, position } = await deps.batcher.create(
-      { ...parsed.job, idempotencyKey: key ?? null, requestHash: parsed.requestHash },
+      { ...parsed.job, idempotencyKey: key ?? null, requestHash: key !== undefined ? parsed.requestHash : null },
       bodyBytes,
     );
     return { status: 202, job, position };

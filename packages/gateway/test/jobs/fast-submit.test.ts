@@ -91,6 +91,23 @@ describe("jobs/fast-submit: POST /jobs on the production listener", () => {
     expect(gateway.wakes()).to.equal(1);
   });
 
+  it("counts the jobs of a batch still gathering against FOREMAN_MAX_QUEUED_JOBS, and sees room made by another process", async () => {
+    gateway = await startGateway({ FOREMAN_MAX_QUEUED_JOBS: "3" });
+    const first = await gateway.send("POST", "/jobs", JSON.stringify({ model: "m", prompt: "first" }));
+    expect(first.status).to.equal(202);
+    const answers = await Promise.all(
+      [1, 2, 3, 4].map((n) => gateway!.send("POST", "/jobs", JSON.stringify({ model: "m", prompt: `p${n}` }))),
+    );
+    expect(answers.map((a) => a.status).sort()).to.deep.equal([202, 202, 503, 503]);
+    expect(gateway.store.queueTotals.get().jobs).to.equal(3);
+    const refused = await gateway.send("POST", "/jobs", JSON.stringify({ model: "m", prompt: "refused" }));
+    expect(refused.status).to.equal(503);
+    // A job leaves the queue outside this gateway (as the worker's claim or another gateway's cancel would).
+    gateway.store.transitions.requestCancel(JSON.parse(first.body).id);
+    const room = await gateway.send("POST", "/jobs", JSON.stringify({ model: "m", prompt: "room" }));
+    expect(room.status).to.equal(202);
+  });
+
   it("answers a retried Idempotency-Key with the same job (200, with its queue position), a changed body with 409", async () => {
     gateway = await startGateway();
     const body = JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] });

@@ -1,7 +1,7 @@
 import { ValidationError } from "@foreman/shared";
 import { expect } from "chai";
 import fc from "fast-check";
-import { parseJobRequest } from "../../src/jobs/job-request.js";
+import { jobRequestSchema, parseJobRequest, passesJobSchema } from "../../src/jobs/job-request.js";
 
 const open = { webhookAllowedHosts: [] as string[] };
 
@@ -108,6 +108,35 @@ describe("jobs/job-request (properties)", () => {
         );
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it("skips joi only for bodies joi accepts unchanged, and does skip it for the common ones", () => {
+    const joiAccepts = (body: unknown) => {
+      const { value, error } = jobRequestSchema.validate(body, { abortEarly: true, convert: false });
+      return error === undefined && JSON.stringify(value) === JSON.stringify(body);
+    };
+    // Bodies near the edge: the well-formed ones with one field's value swapped for any JSON value.
+    const nearlyValid = fc
+      .tuple(validBody, fc.constantFrom(...schemaKeys, "role", "content", "x"), fc.jsonValue({ maxDepth: 2 }))
+      .map(([body, key, value]) => {
+        const messages = body.messages as Array<Record<string, unknown>> | undefined;
+        if ((key === "role" || key === "content") && messages?.[0]) messages[0] = { ...messages[0], [key]: value };
+        else body[key] = value;
+        return body;
+      });
+    let skipped = 0;
+    fc.assert(
+      fc.property(fc.oneof(anyBody, validBody, nearlyValid), (body) => {
+        if (!passesJobSchema(body)) return;
+        skipped++;
+        expect(joiAccepts(body), JSON.stringify(body)).to.equal(true);
+      }),
+      { numRuns: 3000 },
+    );
+    expect(skipped).to.be.greaterThan(300);
+    expect(passesJobSchema({ model: "m", messages: [{ role: "user", content: "hi" }], metadata: { a: 1 } })).to.equal(
+      true,
     );
   });
 

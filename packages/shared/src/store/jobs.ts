@@ -80,6 +80,19 @@ interface ListParams {
 const parse = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
 
 export function jobFromRow(row: JobRow): JobRecord {
+  return recordOf(row, JSON.parse(row.request) as Record<string, unknown>, parse(row.metadata));
+}
+
+/** The record of a row just inserted, with the request and metadata its JSON was made from (not parsed again). */
+export function jobFromInsertedRow(
+  row: JobRow,
+  request: Record<string, unknown>,
+  metadata: Record<string, unknown> | null,
+): JobRecord {
+  return recordOf(row, request, metadata);
+}
+
+function recordOf(row: JobRow, request: Record<string, unknown>, metadata: Record<string, unknown> | null): JobRecord {
   return {
     id: row.id,
     kind: row.kind,
@@ -87,8 +100,8 @@ export function jobFromRow(row: JobRow): JobRecord {
     mode: row.mode,
     model: row.model,
     state: row.state,
-    request: JSON.parse(row.request) as Record<string, unknown>,
-    metadata: parse(row.metadata),
+    request,
+    metadata,
     webhook: row.webhook_url
       ? {
           url: row.webhook_url,

@@ -11,6 +11,7 @@ import {
   type JobMode,
   type JobRecord,
   type JobRow,
+  jobFromInsertedRow,
   jobFromRow,
   type WebhookTarget,
 } from "./jobs.js";
@@ -143,13 +144,18 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
   function insertNewJob(input: NewJob): JobRecord {
     const at = now();
     const id = newId(at);
-    const row: JobRow = {
+    const model = normalizeModelName(input.model);
+    // The row is also the insert's parameters: the drain groups jobs by load key (ADR 0025), so the runner
+    // options are stored beside the model.
+    const row: JobRow & { runner_options: string; now: number } = {
       id,
       kind: input.kind,
       api: input.api,
       mode: input.mode,
       // Normalized so "llama3.2" and "llama3.2:latest" queue and drain as the one model they are.
-      model: normalizeModelName(input.model),
+      model,
+      runner_options: drainKeyOf(loadKeyOf(model, input.api, input.request), drainByRunnerOptions).runnerOptions,
+      now: at,
       state: "queued",
       request: JSON.stringify(input.request),
       metadata: input.metadata ? JSON.stringify(input.metadata) : null,
@@ -172,12 +178,12 @@ export function createTransitionsStore(db: Db, options: TransitionsOptions = {})
       cancel_requested_at: null,
       updated_at: at,
     };
-    // The drain groups jobs by load key (ADR 0025): the runner options are stored beside the model.
-    const { runnerOptions } = drainKeyOf(loadKeyOf(row.model, row.api, input.request), drainByRunnerOptions);
-    insertJob.run({ ...row, runner_options: runnerOptions, now: at });
+    insertJob.run(row);
     insertHistory.run(id, null, "queued", 0, null, at);
-    // Built from what was inserted rather than read back: this is the hot path of POST /jobs.
-    const job = jobFromRow(row);
+    // Built from what was inserted rather than read back, and with the request and metadata the caller
+    // gave rather than parsed again from their JSON: this is the hot path of POST /jobs, and each copy made
+    // here was garbage that outlived the young generation (the commit holds a whole batch).
+    const job = jobFromInsertedRow(row, input.request, input.metadata ?? null);
     enqueueWebhook(job, at);
     return job;
   }

@@ -29,6 +29,22 @@ describe("store/transitions", () => {
       { from_state: null, to_state: "queued", attempt: 0, reason: null, at: clock.now() },
     ]);
     expect(store.jobs.get(job.id)).to.deep.equal(job);
+    // The record returned is made from what was inserted, not read back: it must be what a read returns.
+    const full = store.transitions.createJobs([
+      {
+        ...chat,
+        request: { model: "llama3.2", messages: [{ role: "user", content: "hi" }], options: { num_ctx: 8192 } },
+        metadata: { batch: 7, tags: ["a"] },
+        webhook: {
+          url: "https://example.test/hook",
+          secret: "whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0",
+          events: ["job.done"],
+        },
+        idempotencyKey: "k",
+        requestHash: "h",
+      },
+    ])[0]!;
+    expect(store.jobs.get(full.id)).to.deep.equal(full);
   });
 
   it("records each transition with its timestamp, attempt and patch", () => {
