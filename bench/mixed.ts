@@ -191,7 +191,10 @@ export async function benchMixed(w: MixedWorkload) {
   const runs = [];
   for (const run of FOREMAN_RUNS) runs.push({ ...run, ...(await runForeman(w, run.env)) });
   const [twoSlots, byModel, foreman] = runs as [(typeof runs)[0], (typeof runs)[0], (typeof runs)[0]];
-  const within = (s: number) => `${((100 * s) / idealSeconds - 100).toFixed(0)} % over`;
+  const within = (s: number) => {
+    const over = (100 * s) / idealSeconds - 100;
+    return over < 0 ? `${(-over).toFixed(0)} % under` : `${over.toFixed(0)} % over`;
+  };
   const rows: SummaryRow[] = [
     {
       measure: `mixed workload: model loads (simulator's counter), foreman with FOREMAN_TARGET_MODEL_SLOTS=${TARGET_SLOTS}`,
