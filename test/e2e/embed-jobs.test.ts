@@ -26,6 +26,22 @@ const post = (base: string, path: string, body: unknown) =>
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 
+/**
+ * Starts a chat long enough (about 2 s of tokens) to hold the worker while a test queues an embed behind it,
+ * and returns once its first chunk has arrived, so the chat is surely running.
+ */
+async function startLongChat(base: string) {
+  const chat = await post(base, "/api/chat", {
+    model: WORKER_MODEL,
+    messages: [{ role: "user", content: "keep the worker busy" }],
+    options: { num_predict: 400 },
+  });
+  expect(chat.status).to.equal(200);
+  const reader = chat.body!.getReader();
+  await reader.read();
+  return { id: chat.headers.get("x-foreman-job-id")!, reader };
+}
+
 /** An /api/embed answer without its durations, which differ between any two calls. */
 function withoutDurations(text: string): Record<string, unknown> {
   const { total_duration: _t, load_duration: _l, ...rest } = JSON.parse(text) as Record<string, unknown>;
@@ -132,16 +148,7 @@ describe("e2e: embeddings for another model than the embedder run as jobs", func
   });
 
   it("holds a third-model embed queued behind a running chat until the chat has ended", async () => {
-    // Long enough (about 2 s of tokens) that the embed is committed while the chat still runs.
-    const chat = await post(f.url, "/api/chat", {
-      model: WORKER_MODEL,
-      messages: [{ role: "user", content: "a long answer" }],
-      options: { num_predict: 400 },
-    });
-    expect(chat.status).to.equal(200);
-    const chatId = chat.headers.get("x-foreman-job-id")!;
-    const reader = chat.body!.getReader();
-    await reader.read();
+    const { id: chatId, reader } = await startLongChat(f.url);
 
     const from = f.gateway!.lines.length;
     const embedding = post(f.url, "/api/embed", { model: THIRD, input: "while the chat runs" });
@@ -173,13 +180,7 @@ describe("e2e: embeddings for another model than the embedder run as jobs", func
   });
 
   it("cancels a queued embed job whose caller goes away", async () => {
-    const chat = await post(f.url, "/api/chat", {
-      model: WORKER_MODEL,
-      messages: [{ role: "user", content: "keep the worker busy" }],
-      options: { num_predict: 400 },
-    });
-    const reader = chat.body!.getReader();
-    await reader.read();
+    const { reader } = await startLongChat(f.url);
     const from = f.gateway!.lines.length;
     const caller = new AbortController();
     const embedding = fetch(`${f.url}/api/embed`, {
@@ -211,13 +212,7 @@ describe("e2e: embeddings for another model than the embedder run as jobs", func
     });
     await early.startGateway();
     // A running chat keeps the worker busy, so the embed is still queued when its position is counted.
-    const chat = await post(f.url, "/api/chat", {
-      model: WORKER_MODEL,
-      messages: [{ role: "user", content: "keep the worker busy" }],
-      options: { num_predict: 400 },
-    });
-    const reader = chat.body!.getReader();
-    await reader.read();
+    const { reader } = await startLongChat(f.url);
     const body = { model: THIRD, input: "early" };
     // Its headers, position included, are sent once it is queued; the chat still holds the worker then.
     const res = await post(early.url, "/api/embed", body);
