@@ -288,6 +288,68 @@ export const MIGRATIONS: readonly Migration[] = [
         "CHECK (kind IN ('chat', 'generate', 'embed', 'embeddings'))",
       ),
   },
+  {
+    version: 12,
+    name: "queue-buckets",
+    sql: `
+      -- How many jobs are queued per second of their id's time (an id's first 8 characters: 1,024 ms of a
+      -- ULID), in all and per load key, kept exact by triggers in the transaction of every insert, state
+      -- change and delete. A queue position counts the jobs ahead of it (store/queue-position.ts): with these,
+      -- a count over a long range sums one row per second it spans and counts jobs only in its two end
+      -- seconds, instead of stepping through every index entry of the range.
+      CREATE TABLE queue_buckets (
+        prefix TEXT PRIMARY KEY,
+        n      INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE queue_load_buckets (
+        model          TEXT NOT NULL,
+        runner_options TEXT NOT NULL,
+        prefix         TEXT NOT NULL,
+        n              INTEGER NOT NULL,
+        PRIMARY KEY (model, runner_options, prefix)
+      ) WITHOUT ROWID;
+      INSERT INTO queue_buckets (prefix, n)
+        SELECT substr(id, 1, 8), COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY 1;
+      INSERT INTO queue_load_buckets (model, runner_options, prefix, n)
+        SELECT model, runner_options, substr(id, 1, 8), COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY 1, 2, 3;
+      CREATE TRIGGER queue_buckets_on_insert AFTER INSERT ON jobs WHEN NEW.state = 'queued'
+      BEGIN
+        INSERT INTO queue_buckets (prefix, n) VALUES (substr(NEW.id, 1, 8), 1)
+          ON CONFLICT (prefix) DO UPDATE SET n = n + 1;
+        INSERT INTO queue_load_buckets (model, runner_options, prefix, n)
+          VALUES (NEW.model, NEW.runner_options, substr(NEW.id, 1, 8), 1)
+          ON CONFLICT (model, runner_options, prefix) DO UPDATE SET n = n + 1;
+      END;
+      CREATE TRIGGER queue_buckets_on_requeue AFTER UPDATE OF state ON jobs
+        WHEN OLD.state <> 'queued' AND NEW.state = 'queued'
+      BEGIN
+        INSERT INTO queue_buckets (prefix, n) VALUES (substr(NEW.id, 1, 8), 1)
+          ON CONFLICT (prefix) DO UPDATE SET n = n + 1;
+        INSERT INTO queue_load_buckets (model, runner_options, prefix, n)
+          VALUES (NEW.model, NEW.runner_options, substr(NEW.id, 1, 8), 1)
+          ON CONFLICT (model, runner_options, prefix) DO UPDATE SET n = n + 1;
+      END;
+      CREATE TRIGGER queue_buckets_on_leave AFTER UPDATE OF state ON jobs
+        WHEN OLD.state = 'queued' AND NEW.state <> 'queued'
+      BEGIN
+        UPDATE queue_buckets SET n = n - 1 WHERE prefix = substr(OLD.id, 1, 8);
+        DELETE FROM queue_buckets WHERE prefix = substr(OLD.id, 1, 8) AND n = 0;
+        UPDATE queue_load_buckets SET n = n - 1
+          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8);
+        DELETE FROM queue_load_buckets
+          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8) AND n = 0;
+      END;
+      CREATE TRIGGER queue_buckets_on_delete AFTER DELETE ON jobs WHEN OLD.state = 'queued'
+      BEGIN
+        UPDATE queue_buckets SET n = n - 1 WHERE prefix = substr(OLD.id, 1, 8);
+        DELETE FROM queue_buckets WHERE prefix = substr(OLD.id, 1, 8) AND n = 0;
+        UPDATE queue_load_buckets SET n = n - 1
+          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8);
+        DELETE FROM queue_load_buckets
+          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8) AND n = 0;
+      END;
+    `,
+  },
 ];
 
 /**

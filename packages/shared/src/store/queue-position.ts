@@ -32,6 +32,32 @@ function firstIdAfter(cutoff: number): string {
   return `${encodeTime(Math.min(Math.floor(cutoff) + 1, TIME_MAX))}${"0".repeat(16)}`;
 }
 
+/** Ids share a bucket of the queue's per-second counts (migration 12) when they share these first characters. */
+const BUCKET_CHARS = 8;
+
+/**
+ * The queued jobs with `after < id <= upTo` ("" and END leave that side open), counted with the per-second
+ * buckets: the whole buckets between the two ends are summed, one row per second of ids they span, and jobs
+ * are counted one by one only in the ends' own buckets. So a count over most of a 100,000-job queue reads a
+ * few hundred rows, not 100,000 index entries. `exactly` counts jobs in a range, `buckets` sums the buckets
+ * strictly between two prefixes.
+ */
+function countInRange(
+  after: string,
+  upTo: string,
+  exactly: (after: string, upTo: string) => number,
+  buckets: (lo: string, hi: string) => number,
+): number {
+  if (upTo !== END && after >= upTo) return 0;
+  const lo = after.slice(0, BUCKET_CHARS);
+  const hi = upTo === END ? END : upTo.slice(0, BUCKET_CHARS);
+  if (after !== "" && lo === hi) return exactly(after, upTo);
+  // The ids of bucket `lo` after `after` all sort below `lo` + END, those of bucket `hi` up to `upTo` above `hi`.
+  const first = after === "" ? 0 : exactly(after, `${lo}${END}`);
+  const last = upTo === END ? 0 : exactly(hi, upTo);
+  return first + buckets(lo, hi) + last;
+}
+
 /**
  * Queue positions under the drain-by-model order, counted in SQL instead of by loading the queue (a read of
  * 100,000 queued rows took 0.4 s per `GET /jobs/<id>`). `drainOrder` is the definition and a test checks
@@ -47,9 +73,10 @@ function firstIdAfter(cutoff: number): string {
  * So a job in S stands at its rank in the queue, and a job in R at |S| + the sizes of the groups before its
  * own + its rank in its group. Every term is a seek or a range count on an index that covers it
  * (`jobs_by_state`: state, id, model, runner_options, created_at; `jobs_queued_by_model`), never a table row, and all reads
- * share one snapshot. A count still steps through the index entries it counts (SQLite keeps no subtree sizes), about
- * 30 ns each in C, so the cost follows the number of jobs ahead, each counted about once (ADR 0019). A page
- * is positioned in the same pass: ranks are counted between consecutive jobs, and each group sized once.
+ * share one snapshot. SQLite keeps no subtree sizes, so a plain count steps through every index entry it
+ * counts; a long range is summed from the per-second buckets instead (`countInRange`, ADR 0031), and only the
+ * jobs in its two end seconds are stepped through. A page is positioned in the same pass: ranks are counted
+ * between consecutive jobs, and each group sized once.
  */
 export function createQueuePositionStore(db: Db) {
   const queuedLoadKey = db.prepare<[string], LoadKey>(
@@ -72,16 +99,37 @@ export function createQueuePositionStore(db: Db) {
       WHERE state = 'queued' AND id < @before AND model NOT IN (SELECT value FROM json_each(@models))
       ORDER BY id DESC LIMIT 1`,
   );
-  const countQueued = db.prepare<{ after: string; upTo: string }, { n: number }>(
+  const countQueuedExactly = db.prepare<{ after: string; upTo: string }, { n: number }>(
     "SELECT COUNT(*) AS n FROM jobs INDEXED BY jobs_by_state WHERE state = 'queued' AND id > @after AND id <= @upTo",
   );
-  const countQueuedOfLoad = db.prepare<
+  const countQueuedOfLoadExactly = db.prepare<
     { model: string; runnerOptions: string; after: string; upTo: string },
     { n: number }
   >(
     `SELECT COUNT(*) AS n FROM jobs INDEXED BY jobs_queued_by_model
       WHERE state = 'queued' AND model = @model AND runner_options = @runnerOptions AND id > @after AND id <= @upTo`,
   );
+  const sumBuckets = db.prepare<{ lo: string; hi: string }, { n: number }>(
+    "SELECT COALESCE(SUM(n), 0) AS n FROM queue_buckets WHERE prefix > @lo AND prefix < @hi",
+  );
+  const sumLoadBuckets = db.prepare<{ model: string; runnerOptions: string; lo: string; hi: string }, { n: number }>(
+    `SELECT COALESCE(SUM(n), 0) AS n FROM queue_load_buckets
+      WHERE model = @model AND runner_options = @runnerOptions AND prefix > @lo AND prefix < @hi`,
+  );
+  const countQueued = (after: string, upTo: string) =>
+    countInRange(
+      after,
+      upTo,
+      (a, u) => countQueuedExactly.get({ after: a, upTo: u })!.n,
+      (lo, hi) => sumBuckets.get({ lo, hi })!.n,
+    );
+  const countQueuedOfLoad = ({ model, runnerOptions }: LoadKey, after: string, upTo: string) =>
+    countInRange(
+      after,
+      upTo,
+      (a, u) => countQueuedOfLoadExactly.get({ model, runnerOptions, after: a, upTo: u })!.n,
+      (lo, hi) => sumLoadBuckets.get({ model, runnerOptions, lo, hi })!.n,
+    );
   // The oldest job after `after` whose load key has no group yet: it opens the next group. Every job it steps
   // over belongs to a group already placed, so the walks of successive calls never overlap. `placed` is a
   // JSON array of [model, runner options] pairs.
@@ -114,14 +162,14 @@ export function createQueuePositionStore(db: Db) {
         rest.push(job);
         continue;
       }
-      rank += countQueued.get({ after, upTo: job.id })!.n;
+      rank += countQueued(after, job.id);
       after = job.id;
       out.set(job.id, rank);
     }
     if (rest.length === 0) return out;
 
     const lastStarved = lastBefore.get({ before: boundary! });
-    const starvedCount = lastStarved ? rank + countQueued.get({ after, upTo: lastStarved.id })!.n : 0;
+    const starvedCount = lastStarved ? rank + countQueued(after, lastStarved.id) : 0;
     const restAfter = lastStarved?.id ?? "";
     // Queued models are stored normalized, so the resident names are compared in the same form.
     const resident = residentList(context.resident).map((k) => ({ ...k, model: normalizeModelName(k.model) }));
@@ -153,14 +201,13 @@ export function createQueuePositionStore(db: Db) {
       let inGroup = 0;
       let groupAfter = restAfter;
       for (const job of byLoad.get(key) ?? []) {
-        inGroup += countQueuedOfLoad.get({ model, runnerOptions, after: groupAfter, upTo: job.id })!.n;
+        inGroup += countQueuedOfLoad({ model, runnerOptions }, groupAfter, job.id);
         groupAfter = job.id;
         out.set(job.id, offset + inGroup);
       }
       byLoad.delete(key);
       placed.push([model, runnerOptions]);
-      if (byLoad.size > 0)
-        offset += inGroup + countQueuedOfLoad.get({ model, runnerOptions, after: groupAfter, upTo: END })!.n;
+      if (byLoad.size > 0) offset += inGroup + countQueuedOfLoad({ model, runnerOptions }, groupAfter, END);
     };
     for (const key of current) placeGroup(key);
     let head = restAfter;

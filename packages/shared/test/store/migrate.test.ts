@@ -83,7 +83,12 @@ describe("store/migrate", () => {
         .all();
     const before = schemaOf();
 
-    expect(migrate(db).applied).to.deep.equal(MIGRATIONS.filter((m) => m.version >= 11).map((m) => m.version));
+    expect(
+      migrate(
+        db,
+        MIGRATIONS.filter((m) => m.version <= 11),
+      ).applied,
+    ).to.deep.equal([11]);
     expect(db.pragma("foreign_keys", { simple: true })).to.equal(1);
     expect(schemaOf()).to.deep.equal(before);
     job("01C", "embed", "queued");
@@ -102,6 +107,55 @@ describe("store/migrate", () => {
     expect(db.prepare("SELECT COUNT(*) AS n FROM job_transitions").get()).to.deep.equal({ n: 0 });
     expect(db.prepare("SELECT COUNT(*) AS n FROM artifacts").get()).to.deep.equal({ n: 0 });
     expect(db.prepare("PRAGMA integrity_check").get()).to.deep.equal({ integrity_check: "ok" });
+    db.close();
+  });
+
+  it("counts the queue per second from version 12, from the jobs already queued and every move after", () => {
+    const db = openDatabase({ path: tempDbPath() });
+    migrate(
+      db,
+      MIGRATIONS.filter((m) => m.version < 12),
+    );
+    const job = (id: string, model: string, state: string) =>
+      db
+        .prepare(
+          `INSERT INTO jobs (id, kind, api, mode, model, runner_options, state, request, created_at, updated_at)
+           VALUES (?, 'chat', 'ollama', 'async', ?, '', ?, '{}', 1, 1)`,
+        )
+        .run(id, model, state);
+    job("01AAAAAAAA01", "m", "queued");
+    job("01AAAAAAAA02", "n", "queued");
+    job("01AAAAABBB01", "m", "queued");
+    job("01AAAAABBB02", "m", "done");
+    migrate(db);
+    const buckets = () => db.prepare("SELECT prefix, n FROM queue_buckets ORDER BY prefix").all();
+    const loadBuckets = () =>
+      db.prepare("SELECT model, prefix, n FROM queue_load_buckets ORDER BY model, prefix").all();
+    expect(buckets()).to.deep.equal([
+      { prefix: "01AAAAAA", n: 2 },
+      { prefix: "01AAAAAB", n: 1 },
+    ]);
+    expect(loadBuckets()).to.deep.equal([
+      { model: "m", prefix: "01AAAAAA", n: 1 },
+      { model: "m", prefix: "01AAAAAB", n: 1 },
+      { model: "n", prefix: "01AAAAAA", n: 1 },
+    ]);
+    // Leaving the queue, coming back to it, and a delete each move the counts; an emptied bucket goes.
+    db.prepare("UPDATE jobs SET state = 'loading' WHERE id = '01AAAAABBB01'").run();
+    db.prepare("UPDATE jobs SET state = 'queued' WHERE id = '01AAAAABBB02'").run();
+    db.prepare("DELETE FROM jobs WHERE id = '01AAAAAAAA02'").run();
+    db.prepare("UPDATE jobs SET request = '{\"a\":1}' WHERE id = '01AAAAAAAA01'").run();
+    expect(buckets()).to.deep.equal([
+      { prefix: "01AAAAAA", n: 1 },
+      { prefix: "01AAAAAB", n: 1 },
+    ]);
+    expect(loadBuckets()).to.deep.equal([
+      { model: "m", prefix: "01AAAAAA", n: 1 },
+      { model: "m", prefix: "01AAAAAB", n: 1 },
+    ]);
+    db.prepare("UPDATE jobs SET state = 'canceled' WHERE state = 'queued'").run();
+    expect(buckets()).to.deep.equal([]);
+    expect(loadBuckets()).to.deep.equal([]);
     db.close();
   });
 

@@ -95,57 +95,68 @@ describe("store/queue-position", () => {
     );
   });
 
-  it("equals the positions drainOrder gives, on random queues, one job at a time and a page at once", () => {
-    const models = ["a", "b", "c", "d"];
-    const optionSets = [undefined, undefined, { num_ctx: 2048 }, { num_ctx: 8192 }, { use_mmap: false }];
-    let seed = 11;
-    const rand = () => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed / 2 ** 31;
-    };
-    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
-    for (let round = 0; round < 150; round++) {
-      store.db.exec("DELETE FROM jobs");
-      const size = Math.floor(rand() * 16);
-      for (let i = 0; i < size; i++) {
-        // Now and then the clock steps back (an NTP correction, or two gateways' clocks): the id still
-        // keeps queue order, but created_at is no longer monotone in it, so the starved prefix can end
-        // before a job that has waited long enough.
-        clock.advance(rand() < 0.15 ? -Math.floor(rand() * 300) : Math.floor(rand() * 100));
-        enqueue(pick(models), pick(optionSets));
-      }
-      // Some jobs leave the queue: one claimed, some canceled.
-      if (rand() < 0.5) store.claims.claimNext({ workerId: "w1", resident: null, starvationMs: 0, now: clock.now() });
-      for (const ref of queuedRefs()) {
-        if (rand() < 0.1) store.transitions.transition(ref.id, "canceled", { reason: "test" });
-      }
-      clock.advance(Math.floor(rand() * 200));
-      const context = {
-        resident:
-          rand() < 0.25
-            ? null
-            : { model: `${pick([...models, "e"])}:latest`, runnerOptions: runnerOptionsKey(pick(optionSets)) },
-        now: clock.now(),
-        starvationMs: Math.floor(rand() * 1500),
+  // Ids a few milliseconds apart share the queue's per-second buckets; seconds apart, counts sum whole buckets.
+  for (const spreadMs of [100, 4000]) {
+    it(`equals the positions drainOrder gives, on random queues, one job at a time and a page at once (jobs up to ${spreadMs} ms apart)`, () => {
+      const models = ["a", "b", "c", "d"];
+      const optionSets = [undefined, undefined, { num_ctx: 2048 }, { num_ctx: 8192 }, { use_mmap: false }];
+      let seed = 11;
+      const rand = () => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed / 2 ** 31;
       };
-      const refs = queuedRefs();
-      const expected = new Map(
-        drainOrder(refs, context.resident, context.now, context.starvationMs).map((j, i) => [j.id, i + 1]),
-      );
-      const all = store.queuePositions.positions(refs, context);
-      expect(Object.fromEntries(all), `round ${round}: whole queue`).to.deep.equal(Object.fromEntries(expected));
-      for (const ref of refs) {
-        expect(store.queuePositions.positionOf(ref, context), `round ${round}: ${ref.id}`).to.equal(
-          expected.get(ref.id),
+      const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)]!;
+      for (let round = 0; round < 150; round++) {
+        store.db.exec("DELETE FROM jobs");
+        const size = Math.floor(rand() * 16);
+        for (let i = 0; i < size; i++) {
+          // Now and then the clock steps back (an NTP correction, or two gateways' clocks): the id still
+          // keeps queue order, but created_at is no longer monotone in it, so the starved prefix can end
+          // before a job that has waited long enough.
+          clock.advance(rand() < 0.15 ? -Math.floor(rand() * 300) : Math.floor(rand() * spreadMs));
+          enqueue(pick(models), pick(optionSets));
+        }
+        // Some jobs leave the queue: one claimed, some canceled.
+        if (rand() < 0.5) store.claims.claimNext({ workerId: "w1", resident: null, starvationMs: 0, now: clock.now() });
+        for (const ref of queuedRefs()) {
+          if (rand() < 0.1) store.transitions.transition(ref.id, "canceled", { reason: "test" });
+        }
+        clock.advance(Math.floor(rand() * 200));
+        const context = {
+          resident:
+            rand() < 0.25
+              ? null
+              : { model: `${pick([...models, "e"])}:latest`, runnerOptions: runnerOptionsKey(pick(optionSets)) },
+          now: clock.now(),
+          starvationMs: Math.floor(rand() * 1500),
+        };
+        const refs = queuedRefs();
+        const expected = new Map(
+          drainOrder(refs, context.resident, context.now, context.starvationMs).map((j, i) => [j.id, i + 1]),
+        );
+        const all = store.queuePositions.positions(refs, context);
+        expect(Object.fromEntries(all), `round ${round}: whole queue`).to.deep.equal(Object.fromEntries(expected));
+        for (const ref of refs) {
+          expect(store.queuePositions.positionOf(ref, context), `round ${round}: ${ref.id}`).to.equal(
+            expected.get(ref.id),
+          );
+        }
+        const page = refs.filter(() => rand() < 0.4);
+        const pagePositions = store.queuePositions.positions(page, context);
+        expect(Object.fromEntries(pagePositions), `round ${round}: page`).to.deep.equal(
+          Object.fromEntries(page.map((j) => [j.id, expected.get(j.id)])),
         );
       }
-      const page = refs.filter(() => rand() < 0.4);
-      const pagePositions = store.queuePositions.positions(page, context);
-      expect(Object.fromEntries(pagePositions), `round ${round}: page`).to.deep.equal(
-        Object.fromEntries(page.map((j) => [j.id, expected.get(j.id)])),
+      // The buckets the counts summed are exact: one per second of queued ids, in all and per load key.
+      expect(store.db.prepare("SELECT prefix, n FROM queue_buckets ORDER BY prefix").all()).to.deep.equal(
+        store.db
+          .prepare(
+            "SELECT substr(id, 1, 8) AS prefix, COUNT(*) AS n FROM jobs WHERE state = 'queued' GROUP BY 1 ORDER BY 1",
+          )
+          .all(),
       );
-    }
-  });
+    });
+  }
 
   it("equals drainOrder when the worker keeps several load keys resident, on random queues", () => {
     const models = ["a", "b", "c", "d"];
