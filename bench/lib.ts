@@ -103,6 +103,7 @@ export async function startGateway(targetUrl: string, extraEnv: NodeJS.ProcessEn
       FOREMAN_DATA_DIR: dataDir,
       FOREMAN_OLLAMA_URL: targetUrl,
       FOREMAN_LOG_LEVEL: "info",
+      ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
       ...extraEnv,
     },
     /gateway listening/,
