@@ -6,13 +6,11 @@ import { createJobBatcher, type JobBatcher } from "./jobs/job-batcher.js";
 import { answerAsSyncJob } from "./jobs/sync-job.js";
 import { isPlainUtf8Body } from "./json-body.js";
 import { isAuthorized, requireApiToken } from "./middleware/api-token.js";
-import { errorResponse } from "./middleware/error-response.js";
-import { errorHandler, notFoundHandler } from "./middleware/errors.js";
+import { answerRawError, errorHandler, notFoundHandler } from "./middleware/errors.js";
 import { createEventStreams, type EventStreams } from "./ops/event-stream.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./ops/metrics.js";
 import { EMBED_ROUTES, routeLabel } from "./ops/route-label.js";
 import type { TargetProxy } from "./proxy/target-proxy.js";
-import { sendJsonError } from "./raw-http.js";
 import type { ResponseDrain } from "./response-drain.js";
 import { createFastGeneration, generationRoutes } from "./routes/generation.js";
 import { healthRoutes } from "./routes/health.js";
@@ -83,14 +81,7 @@ export function createRequestListener(deps: AppDeps): (req: http.IncomingMessage
       try {
         await answerAsSyncJob(jobDeps, input, bytes, res);
       } catch (err) {
-        // As Express's error handler would: the job was not committed, or its answer could not begin.
-        const answer = errorResponse(err);
-        if (answer.unexpected)
-          deps.logger.error("unhandled error", {
-            path: targetPathFor(input),
-            error: (err as Error)?.stack ?? String(err),
-          });
-        sendJsonError(res, answer.status, answer.error, answer.headers);
+        answerRawError(res, err, deps.logger, targetPathFor(input));
       }
     },
   });

@@ -1,8 +1,8 @@
 import type http from "node:http";
 import type { Logger } from "@foreman/shared";
 import { parseJsonBody } from "../json-body.js";
-import { errorResponse } from "../middleware/error-response.js";
-import { readCappedBody, sendJson, sendJsonError } from "../raw-http.js";
+import { answerRawError } from "../middleware/errors.js";
+import { readCappedBody, sendJson } from "../raw-http.js";
 import { createdView, jobViewWithPosition } from "./job-views.js";
 import { type SubmitDeps, submitJob } from "./submit-job.js";
 
@@ -28,10 +28,7 @@ export function createFastSubmit(deps: SubmitDeps & { logger: Logger; bodyLimit:
           : jobViewWithPosition(deps.store, deps.starvationMs, job);
       sendJson(res, status, view, headers);
     } catch (err) {
-      const answer = errorResponse(err);
-      if (answer.unexpected)
-        deps.logger.error("unhandled error", { path: "/jobs", error: (err as Error)?.stack ?? String(err) });
-      sendJsonError(res, answer.status, answer.error, answer.headers);
+      answerRawError(res, err, deps.logger, "/jobs");
     }
   }
   return (req: http.IncomingMessage, res: http.ServerResponse): void =>

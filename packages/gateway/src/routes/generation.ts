@@ -3,8 +3,8 @@ import { GENERATION_ROUTES, type JobApi, type JobKind, NotFoundError, Validation
 import { Router } from "express";
 import { answerAsSyncJob } from "../jobs/sync-job.js";
 import { isPlainUtf8Body, jsonBody, jsonBodyBytes, parseJsonBody } from "../json-body.js";
-import { errorResponse } from "../middleware/error-response.js";
-import { readCappedBody, sendJsonError } from "../raw-http.js";
+import { answerRawError } from "../middleware/errors.js";
+import { readCappedBody } from "../raw-http.js";
 import type { JobRouteDeps } from "../route-deps.js";
 
 export type GenerationDeps = JobRouteDeps;
@@ -52,11 +52,7 @@ export function createFastGeneration(deps: GenerationDeps) {
     try {
       await generate(deps, route, parseJsonBody(text), text.length, res);
     } catch (err) {
-      const answer = errorResponse(err);
-      if (answer.unexpected)
-        deps.logger.error("unhandled error", { path: route.path, error: (err as Error)?.stack ?? String(err) });
-      if (res.headersSent) res.destroy();
-      else sendJsonError(res, answer.status, answer.error, answer.headers);
+      answerRawError(res, err, deps.logger, route.path);
     }
   }
   return (req: http.IncomingMessage, res: http.ServerResponse): boolean => {

@@ -3,16 +3,8 @@
  * a keep_alive, foreman asks for `-1` so Ollama never lets it expire. This is on the embedding hot path, so
  * the body is not parsed: in JSON an unescaped `"model": "<name>"` can only be a key and its value, and
  * `"keep_alive":-1` is spliced in as the object's first key. Anything else is forwarded as sent (malformed
- * JSON included: the target's own 400 is the faithful answer).
+ * JSON included: the target's own 400 is the faithful answer). `createEmbedRouting` composes the two below.
  */
-export function createEmbedderPinner(embedModel: string | undefined): (body: Buffer) => Buffer {
-  if (!embedModel) return (body) => body;
-  const namesEmbedder = createEmbedderMatcher(embedModel);
-  return (body) => {
-    const text = namesEmbedder(body);
-    return text === null ? body : pinnedBody(text, body);
-  };
-}
 
 /**
  * A test for "this body names the embedder", without a JSON parse: a byte search for the name first (most

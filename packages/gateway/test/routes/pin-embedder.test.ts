@@ -1,8 +1,14 @@
 import { expect } from "chai";
-import { createEmbedderPinner } from "../../src/routes/pin-embedder.js";
+import { createEmbedRouting } from "../../src/routes/embed-routing.js";
+import { createEmbedderMatcher, pinnedBody } from "../../src/routes/pin-embedder.js";
 
 const buf = (v: unknown) => Buffer.from(typeof v === "string" ? v : JSON.stringify(v));
-const pin = createEmbedderPinner("nomic-embed-text:latest");
+const namesEmbedder = createEmbedderMatcher("nomic-embed-text:latest");
+/** What the embedder's route sends on: the body pinned when it names the embedder, else as it came. */
+const pin = (body: Buffer) => {
+  const text = namesEmbedder(body);
+  return text === null ? body : pinnedBody(text, body);
+};
 
 describe("routes/pin-embedder", () => {
   it("pins the configured embedder when the caller chose no keep_alive", () => {
@@ -25,6 +31,7 @@ describe("routes/pin-embedder", () => {
     const array = buf('["nomic-embed-text:latest"]');
     expect(pin(array)).to.equal(array);
     const plain = buf({ model: "nomic-embed-text:latest" });
-    expect(createEmbedderPinner(undefined)(plain)).to.equal(plain);
+    const unset = createEmbedRouting({ embedModel: undefined, pin: true })(plain, {});
+    expect(unset.to === "target" && unset.body).to.equal(plain);
   });
 });

@@ -12,6 +12,25 @@ export interface Migration {
   apply?: (db: Db) => void;
 }
 
+// Migration 12's trigger bodies, each used by two triggers (a job enters the queue when inserted or
+// requeued, and leaves it when it moves on or is deleted). A bucket emptied is removed, so the buckets
+// summed over a range are only the seconds that still have queued jobs.
+const COUNT_INTO_BUCKETS = `BEGIN
+        INSERT INTO queue_buckets (prefix, n) VALUES (substr(NEW.id, 1, 8), 1)
+          ON CONFLICT (prefix) DO UPDATE SET n = n + 1;
+        INSERT INTO queue_load_buckets (model, runner_options, prefix, n)
+          VALUES (NEW.model, NEW.runner_options, substr(NEW.id, 1, 8), 1)
+          ON CONFLICT (model, runner_options, prefix) DO UPDATE SET n = n + 1;
+      END;`;
+const COUNT_OUT_OF_BUCKETS = `BEGIN
+        UPDATE queue_buckets SET n = n - 1 WHERE prefix = substr(OLD.id, 1, 8);
+        DELETE FROM queue_buckets WHERE prefix = substr(OLD.id, 1, 8) AND n = 0;
+        UPDATE queue_load_buckets SET n = n - 1
+          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8);
+        DELETE FROM queue_load_buckets
+          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8) AND n = 0;
+      END;`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -313,41 +332,15 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT INTO queue_load_buckets (model, runner_options, prefix, n)
         SELECT model, runner_options, substr(id, 1, 8), COUNT(*) FROM jobs WHERE state = 'queued' GROUP BY 1, 2, 3;
       CREATE TRIGGER queue_buckets_on_insert AFTER INSERT ON jobs WHEN NEW.state = 'queued'
-      BEGIN
-        INSERT INTO queue_buckets (prefix, n) VALUES (substr(NEW.id, 1, 8), 1)
-          ON CONFLICT (prefix) DO UPDATE SET n = n + 1;
-        INSERT INTO queue_load_buckets (model, runner_options, prefix, n)
-          VALUES (NEW.model, NEW.runner_options, substr(NEW.id, 1, 8), 1)
-          ON CONFLICT (model, runner_options, prefix) DO UPDATE SET n = n + 1;
-      END;
+      ${COUNT_INTO_BUCKETS}
       CREATE TRIGGER queue_buckets_on_requeue AFTER UPDATE OF state ON jobs
         WHEN OLD.state <> 'queued' AND NEW.state = 'queued'
-      BEGIN
-        INSERT INTO queue_buckets (prefix, n) VALUES (substr(NEW.id, 1, 8), 1)
-          ON CONFLICT (prefix) DO UPDATE SET n = n + 1;
-        INSERT INTO queue_load_buckets (model, runner_options, prefix, n)
-          VALUES (NEW.model, NEW.runner_options, substr(NEW.id, 1, 8), 1)
-          ON CONFLICT (model, runner_options, prefix) DO UPDATE SET n = n + 1;
-      END;
+      ${COUNT_INTO_BUCKETS}
       CREATE TRIGGER queue_buckets_on_leave AFTER UPDATE OF state ON jobs
         WHEN OLD.state = 'queued' AND NEW.state <> 'queued'
-      BEGIN
-        UPDATE queue_buckets SET n = n - 1 WHERE prefix = substr(OLD.id, 1, 8);
-        DELETE FROM queue_buckets WHERE prefix = substr(OLD.id, 1, 8) AND n = 0;
-        UPDATE queue_load_buckets SET n = n - 1
-          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8);
-        DELETE FROM queue_load_buckets
-          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8) AND n = 0;
-      END;
+      ${COUNT_OUT_OF_BUCKETS}
       CREATE TRIGGER queue_buckets_on_delete AFTER DELETE ON jobs WHEN OLD.state = 'queued'
-      BEGIN
-        UPDATE queue_buckets SET n = n - 1 WHERE prefix = substr(OLD.id, 1, 8);
-        DELETE FROM queue_buckets WHERE prefix = substr(OLD.id, 1, 8) AND n = 0;
-        UPDATE queue_load_buckets SET n = n - 1
-          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8);
-        DELETE FROM queue_load_buckets
-          WHERE model = OLD.model AND runner_options = OLD.runner_options AND prefix = substr(OLD.id, 1, 8) AND n = 0;
-      END;
+      ${COUNT_OUT_OF_BUCKETS}
     `,
   },
 ];
