@@ -107,6 +107,12 @@ export async function answerFromRelay(
     finish(res, framing, { state: "failed", status: 503, error: "the gateway is shutting down; job canceled" }, "");
   });
 
+  // A whole (non-streamed) answer is held until its job is done: a worker that dies after writing it but
+  // before the job's end would otherwise have sent the caller a complete answer followed by an error
+  // object. Held, a failure is answered with its own status (or, after an early answer's headers, with the
+  // error object alone).
+  let whole = "";
+  let heldHead: { status: number; contentType: string } | undefined;
   try {
     const metrics = deps.metrics;
     for await (const batch of followJobRelay(config.dataDir, job.id, {
@@ -120,19 +126,28 @@ export async function answerFromRelay(
         if (item.kind === "start") {
           started = true;
           stopWaiting();
+          // A whole answer not yet sent belongs to the attempt that wrote it: a new start replaces it.
+          whole = "";
           // A requeued job starts again; a sync caller only ever sees its first start.
           if (res.headersSent) continue;
           const contentType = item.start.content_type;
           framing = relayFraming(contentType);
-          res.writeHead(item.start.status, {
-            "content-type": contentType,
-            ...(framing === "sse" ? { "cache-control": "no-cache" } : {}),
-          });
+          // A whole answer is sent with its status once the job is done (see `whole` above).
+          if (framing === "whole") heldHead = { status: item.start.status, contentType };
+          else
+            res.writeHead(item.start.status, {
+              "content-type": contentType,
+              ...(framing === "sse" ? { "cache-control": "no-cache" } : {}),
+            });
         } else if (item.kind === "data") {
-          out += frameRelayData(framing, item.line);
+          if (framing === "whole") whole += item.line;
+          else out += frameRelayData(framing, item.line);
         } else {
           settled = true;
-          finish(res, framing, item.end, out);
+          if (framing === "whole" && item.end.state === "done") {
+            if (heldHead && !res.headersSent) res.writeHead(heldHead.status, { "content-type": heldHead.contentType });
+            finish(res, framing, item.end, whole);
+          } else finish(res, framing, item.end, out);
           return;
         }
       }
