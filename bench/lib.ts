@@ -4,7 +4,6 @@ import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import readline from "node:readline";
 import { fileURLToPath } from "node:url";
 
 /** Shared plumbing of the benchmarks: processes on loopback, a keep-alive load generator, percentiles. */
@@ -43,7 +42,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Starts a process and resolves once a line of its output matches `ready`. */
+/**
+ * Starts a process and resolves once a line of its output matches `ready`. Its stdout and stderr go to a
+ * file, not a pipe: a pipe's reader is woken by every log line, and here the reader would be this process,
+ * the client whose latencies are being measured.
+ */
 export async function startProcess(
   cmd: string,
   args: string[],
@@ -51,26 +54,35 @@ export async function startProcess(
   ready: RegExp,
   timeoutMs = 15_000,
 ) {
-  const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"], cwd: ROOT });
+  const logDir = makeTempDir("foreman-bench-log-");
+  const logFile = path.join(logDir, "output.log");
+  const fd = fs.openSync(logFile, "a");
+  const child = spawn(cmd, args, { env, stdio: ["ignore", fd, fd], cwd: ROOT });
+  fs.closeSync(fd);
   started.add(child);
   child.on("exit", () => started.delete(child));
-  const lines: string[] = [];
+  /** The last `n` lines the process wrote. */
+  const tail = (n: number) => fs.readFileSync(logFile, "utf8").split("\n").filter(Boolean).slice(-n);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${lines.slice(-5).join("\n")}`)), timeoutMs);
-    for (const s of [child.stdout!, child.stderr!]) {
-      readline.createInterface({ input: s }).on("line", (l) => {
-        lines.push(l);
-        if (ready.test(l)) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    }
-    child.on("exit", (code) => reject(new Error(`${cmd} exited ${code}: ${lines.slice(-5).join("\n")}`)));
+    const watcher = fs.watch(logFile, () => check());
+    const done = (err?: Error) => {
+      watcher.close();
+      clearTimeout(timer);
+      child.off("exit", exited);
+      if (err) reject(err);
+      else resolve();
+    };
+    const check = () => {
+      if (tail(Number.POSITIVE_INFINITY).some((l) => ready.test(l))) done();
+    };
+    const exited = (code: number | null) => done(new Error(`${cmd} exited ${code}: ${tail(5).join("\n")}`));
+    const timer = setTimeout(() => done(new Error(`${cmd} did not start: ${tail(5).join("\n")}`)), timeoutMs);
+    child.on("exit", exited);
+    check();
   });
   return {
     child,
-    lines,
+    tail,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

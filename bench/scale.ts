@@ -183,7 +183,7 @@ export async function benchScale(options: {
       for (;;) {
         const stats = (await (await fetch(`${sim.url}/_sim/stats`)).json()) as { requests: { total: number } };
         if (stats.requests.total >= 1000) break;
-        if (worker.child.exitCode !== null) throw new Error(`worker exited: ${worker.lines.slice(-5).join("\n")}`);
+        if (worker.child.exitCode !== null) throw new Error(`worker exited: ${worker.tail(5).join("\n")}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       workerRss = rssMb(worker.child.pid!);

@@ -126,10 +126,22 @@ export function createJobOutcomes(deps: JobOutcomeDeps) {
   }
 
   const outcomes = {
-    /** The target started answering: the job is working, and the relay says with which status and framing. */
-    working(job: JobRecord, relay: RelayWriter, start: { status: number; contentType: string }) {
-      transitions.transition(job.id, "working");
+    /**
+     * The target answered: the relay's `#start` says with which status and framing (it goes out with the
+     * first chunk). The lease is checked first, so a worker that lost the job writes nothing into its relay.
+     */
+    answered(job: JobRecord, relay: RelayWriter, start: { status: number; contentType: string }) {
+      transitions.assertLease(job.id);
       relay.start({ attempt: job.attempts, status: start.status, content_type: start.contentType });
+    },
+
+    /**
+     * The target's first chunk is on the relay: the job is working. Committed after that write rather than
+     * before it, so this transaction is not between the target's first token and the caller's; every end of
+     * a run that started answering commits it before its own move, so `working` always precedes the end.
+     */
+    working(job: JobRecord) {
+      transitions.transition(job.id, "working");
     },
 
     /** The target answered in full. */

@@ -241,15 +241,19 @@ export async function* followJobRelay(
   let pending = "";
   // A read can end inside a multi-byte character; the decoder carries it over to the next read.
   const decoder = new StringDecoder("utf8");
+  const reader = new RelayReader(file);
   try {
     for (;;) {
       if (options.signal?.aborted) return;
       dirty = false;
-      const appended = readAppended(file, offset, options.onRead);
+      const appended = reader.read(offset, options.onRead);
       if (appended.length > 0) {
         offset += appended.length;
         pending += decoder.write(appended);
         const last = pending.lastIndexOf("\n");
+        // A read that filled the buffer may have left more behind; otherwise everything written before the
+        // read was read, and a later write sets `dirty` through the watch.
+        const more = appended.length === READ_CHUNK;
         if (last < 0) continue;
         // Everything read so far goes out as one batch, so a caller can write it with one syscall.
         const lines = pending.slice(0, last).split("\n");
@@ -264,7 +268,7 @@ export async function* followJobRelay(
           }
         }
         yield batch;
-        continue;
+        if (more) continue;
       }
       if (dirty) continue;
       const timedOut = await new Promise<boolean>((resolve) => {
@@ -283,13 +287,14 @@ export async function* followJobRelay(
         // between the commit and the line), read once more, then end the follow from the database's word.
         const ended = isEnded();
         if (ended) {
-          if (readAppended(file, offset).length > 0) continue;
+          if (reader.read(offset).length > 0) continue;
           yield [{ kind: "end", end: ended }];
           return;
         }
       }
     }
   } finally {
+    reader.close();
     watcher.close();
     options.signal?.removeEventListener("abort", onAbort);
   }
@@ -314,24 +319,42 @@ const READ_CHUNK = 256 * 1024;
 const readBuffer = Buffer.allocUnsafe(READ_CHUNK);
 
 /**
- * What was appended past `offset`, up to a bound (a view of a shared buffer: use it before the next read). The file is opened per read rather than held: a gateway
- * may follow thousands of queued jobs' relays at once, and an inotify watch costs no file descriptor.
+ * Reads what was appended to a relay past an offset, up to a bound (a view of a shared buffer: use it
+ * before the next read). Until the relay first shows data, each read opens the file and closes it again: a
+ * gateway may follow thousands of queued jobs' relays at once, and an inotify watch costs no file
+ * descriptor. From the first data on (the job is running, and its chunks come one read each), the file
+ * stays open until the follow ends.
  */
-function readAppended(file: string, offset: number, onRead?: (appendedAtMs: number) => void): Buffer {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, "r");
-  } catch (err) {
-    // Pruned while followed: nothing more will come; the database's word ends the follow.
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
-    throw err;
-  }
-  try {
-    const n = fs.readSync(fd, readBuffer, 0, READ_CHUNK, offset);
-    if (n > 0 && onRead) onRead(fs.fstatSync(fd).mtimeMs);
+class RelayReader {
+  private fd: number | null = null;
+
+  constructor(private readonly file: string) {}
+
+  read(offset: number, onRead?: (appendedAtMs: number) => void): Buffer {
+    let fd = this.fd;
+    if (fd === null) {
+      try {
+        fd = fs.openSync(this.file, "r");
+      } catch (err) {
+        // Pruned while followed: nothing more will come; the database's word ends the follow.
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
+        throw err;
+      }
+    }
+    let n = 0;
+    try {
+      n = fs.readSync(fd, readBuffer, 0, READ_CHUNK, offset);
+      if (n > 0 && onRead) onRead(fs.fstatSync(fd).mtimeMs);
+    } finally {
+      if (n > 0) this.fd = fd;
+      else if (this.fd === null) fs.closeSync(fd);
+    }
     return readBuffer.subarray(0, n);
-  } finally {
-    fs.closeSync(fd);
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
   }
 }
 

@@ -193,13 +193,19 @@ describe("job-outcome", () => {
   });
 
   describe("working and done", () => {
-    it("working records the state and the relay's #start with the attempt, status and framing", () => {
+    it("answered writes the relay's #start with the attempt, status and framing; working records the state", () => {
       const job = running({ attempts: 2 });
       const relay = RelayWriter.open(dataDir, job.id);
-      outcomes.working(job, relay, { status: 200, contentType: NDJSON });
+      outcomes.answered(job, relay, { status: 200, contentType: NDJSON });
+      relay.data('{"n":1}');
+      expect(store.jobs.get(job.id)!.state).to.equal("loading");
+      outcomes.working(job);
       relay.close();
       expect(store.jobs.get(job.id)!.state).to.equal("working");
-      expect(relayLines(job.id)).to.deep.equal([`#start {"attempt":2,"status":200,"content_type":"${NDJSON}"}`]);
+      expect(relayLines(job.id)).to.deep.equal([
+        `#start {"attempt":2,"status":200,"content_type":"${NDJSON}"}`,
+        '{"n":1}',
+      ]);
     });
 
     it("done stores result.json and the last attempt's transcript, then ends the relay once", () => {
@@ -345,7 +351,8 @@ describe("job-outcome", () => {
 
     it("cannot record any move: each throws LeaseLostError and leaves the job, its history and relay as they were", () => {
       const moves: Array<[string, (job: JobRecord, relay: RelayWriter) => unknown]> = [
-        ["working", (job, relay) => outcomes.working(job, relay, { status: 200, contentType: NDJSON })],
+        ["answered", (job, relay) => outcomes.answered(job, relay, { status: 200, contentType: NDJSON })],
+        ["working", (job) => outcomes.working(job)],
         ["failed", (job, relay) => outcomes.failed(job, relay, { error: "x", status: 500 })],
         ["canceled", (job, relay) => outcomes.canceled(job, relay)],
         ["requeued", (job, relay) => outcomes.requeued(job, relay, { reason: "x", refundAttempt: true })],

@@ -16,13 +16,26 @@ import { ResultCollector } from "./result-collector.js";
 import { isOllamaAnswer, pumpToRelay, readErrorBody, targetErrorText } from "./stream-pump.js";
 import type { TargetClient } from "./target-client.js";
 
-/** How a run ended; "unreachable" means the target was not reached and the job is queued again. */
-export type RunOutcome = Ending | "unreachable";
+/**
+ * How a run ended; "unreachable" means the target was not reached and the job is queued again; "unclaimed"
+ * that the job was no longer this worker's to run when it came to claim it (canceled while queued, the
+ * lease moved, or a shutdown began), so nothing was recorded.
+ */
+export type RunOutcome = Ending | "unreachable" | "unclaimed";
 
 type StopReason = "cancel" | "shutdown";
 
+/** The claim's own transaction failed (the run never started). */
+class ClaimFailedError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`could not claim the job: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
 export interface JobRunnerDeps {
   client: Pick<TargetClient, "openStream">;
+  /** Claims a picked job (queued → loading); null when it is no longer queued or the lease moved. */
+  claim: (jobId: string) => JobRecord | null;
   jobs: Pick<JobsStore, "state" | "cancelRequested">;
   outcomes: JobOutcomes;
   residency: ModelResidency;
@@ -51,13 +64,52 @@ export function createJobRunner(deps: JobRunnerDeps) {
   const { outcomes, residency, logger } = deps;
   let current: Run | null = null;
 
+  /**
+   * Claims the picked job once its request is on its way to the target: the claim's transaction runs while
+   * the target works, instead of between the caller's request and the target's (ADR 0032). A job that is no
+   * longer queued by then (canceled while queued) is not run: its request is aborted. Getting the model
+   * ready comes first; if that throws, the job is claimed all the same, so the failure is recorded on it.
+   */
+  async function claimAfterSending(run: Run): Promise<{ opened: Promise<http.IncomingMessage> } | "unclaimed"> {
+    const picked = run.job;
+    let opened: Promise<http.IncomingMessage> | null = null;
+    let notReady: { error: unknown } | null = null;
+    try {
+      await residency.prepareFor(loadKeyOf(picked.model, picked.api, picked.request));
+      opened = deps.client.openStream(targetPathFor(picked), JSON.stringify(picked.request), run.controller.signal);
+      // Awaited by the caller once the claim is made: a refusal must not count as unhandled meanwhile.
+      opened.catch(() => undefined);
+      // One turn of the event loop: the request is handed to its socket on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } catch (error) {
+      notReady = { error };
+    }
+    let claimed: JobRecord | null;
+    try {
+      claimed = run.controller.signal.aborted ? null : deps.claim(picked.id);
+    } catch (err) {
+      run.controller.abort();
+      throw new ClaimFailedError(err);
+    }
+    if (!claimed) {
+      run.controller.abort();
+      await opened?.catch(() => undefined);
+      return "unclaimed";
+    }
+    run.job = claimed;
+    if (notReady || !opened) throw notReady?.error;
+    return { opened };
+  }
+
   async function execute(run: Run): Promise<RunOutcome> {
-    const { job, controller } = run;
+    const { controller } = run;
+    const sent = await claimAfterSending(run);
+    if (sent === "unclaimed") return "unclaimed";
+    const job = run.job;
     const load = loadKeyOf(job.model, job.api, job.request);
-    await residency.prepareFor(load);
     let res: http.IncomingMessage;
     try {
-      res = await deps.client.openStream(targetPathFor(job), JSON.stringify(job.request), controller.signal);
+      res = await sent.opened;
     } catch (err) {
       if (controller.signal.aborted) return stopped(run, null, false);
       const reason = `target unreachable: ${(err as Error).message}`;
@@ -87,17 +139,46 @@ export function createJobRunner(deps: JobRunnerDeps) {
       res.destroy();
       relay.close();
     };
-    outcomes.working(job, relay, { status, contentType });
+    outcomes.answered(job, relay, { status, contentType });
+    // `working` is committed once the first chunk is on the relay (see JobOutcomes.working), and at the
+    // latest before the run's end is recorded.
+    let working = false;
+    const markWorking = () => {
+      if (working) return;
+      working = true;
+      outcomes.working(job);
+    };
+    const relayThenWorking = {
+      data(line: string) {
+        relay.data(line);
+        markWorking();
+      },
+    };
     const collector = new ResultCollector(job.kind, job.api);
     let tail: string;
     try {
-      tail = await pumpToRelay(res, relayFraming(contentType), relay, collector, deps.lineLimit);
+      tail = await pumpToRelay(res, relayFraming(contentType), relayThenWorking, collector, deps.lineLimit);
     } catch (err) {
+      if (err instanceof LeaseLostError) throw err;
+      markWorkingBeforeTheEnd(markWorking);
       if (controller.signal.aborted) return stopped(run, relay, true);
       return brokeOff(job, relay, `target connection lost mid-generation: ${(err as Error).message}`);
     }
+    markWorking();
     if (!collector.done) return brokeOff(job, relay, "target ended the stream before its final chunk");
     return outcomes.done(job, relay, { result: collector.result(), metrics: collector.metrics(), tail });
+  }
+
+  /**
+   * A run that broke off or was stopped still records `working` first (the target did answer), unless that
+   * commit is what failed: then the end is recorded from `loading`, which the state machine allows too.
+   */
+  function markWorkingBeforeTheEnd(markWorking: () => void): void {
+    try {
+      markWorking();
+    } catch (err) {
+      if (err instanceof LeaseLostError) throw err;
+    }
   }
 
   function brokeOff(job: JobRecord, relay: RelayWriter, error: string): RunOutcome {
@@ -116,6 +197,9 @@ export function createJobRunner(deps: JobRunnerDeps) {
    * response and the relay, and end the job so no caller waits on it forever; then let the loop go on.
    */
   function failUnexpectedly(run: Run, err: unknown): RunOutcome {
+    // The database refused the claim: the job is still queued and nothing was recorded; the claim loop
+    // stops and says why, as it does when picking fails, rather than pick the same job again at once.
+    if (err instanceof ClaimFailedError) throw err.cause;
     const { job } = run;
     try {
       run.release?.();

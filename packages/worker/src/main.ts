@@ -79,6 +79,7 @@ const residency = createModelResidency({
 const residentDrainKeys = () => residency.residents().map((k) => drainKeyOf(k, config.drainByRunnerOptions));
 const runner = createJobRunner({
   client,
+  claim: (jobId) => store.claims.claimQueued(workerId, jobId),
   jobs: store.jobs,
   outcomes,
   residency,

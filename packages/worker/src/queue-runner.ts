@@ -39,7 +39,8 @@ export function createQueueRunner(options: QueueRunnerOptions) {
   async function drain(): Promise<void> {
     while (!stopping && options.isActive() && options.targetUp()) {
       rerun = false;
-      const job = store.claims.claimNext({
+      // Picked, not claimed: the runner claims it once its request is on its way to the target.
+      const job = store.claims.peekNext({
         workerId: options.workerId,
         resident: options.resident(),
         starvationMs: options.starvationMs,

@@ -13,7 +13,7 @@ import type { ResultCollector } from "./result-collector.js";
 export function pumpToRelay(
   res: http.IncomingMessage,
   framing: RelayFraming,
-  relay: RelayWriter,
+  relay: Pick<RelayWriter, "data">,
   collector: ResultCollector,
   maxLineChars = 64 * 1024 * 1024,
 ): Promise<string> {

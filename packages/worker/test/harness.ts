@@ -71,8 +71,10 @@ export interface World {
   outcomes: JobOutcomes;
   log: LogCapture;
   createJob(overrides?: Partial<NewJob>): JobRecord;
-  /** Claims the next job as this worker does (drain order, an attempt counted). */
+  /** Claims the next job (drain order, an attempt counted), for tests that need a job already running. */
   claim(resident?: LoadKey | null): JobRecord;
+  /** The next job in drain order, still queued, as the queue runner hands it to the job runner. */
+  pick(resident?: LoadKey | null): JobRecord;
   /** Resolves when job `id` next enters `state`; subscribe before the action that moves it. */
   next(id: string, state: JobState): Promise<JobRecord>;
   /** Every committed transition, in order, from the moment of the call. */
@@ -146,6 +148,12 @@ export function harness() {
         const now = options.now?.() ?? Date.now();
         const job = store.claims.claimNext({ workerId, resident, starvationMs: 60_000, now });
         if (!job) throw new Error("nothing to claim");
+        return job;
+      },
+      pick(resident: LoadKey | null = null) {
+        const now = options.now?.() ?? Date.now();
+        const job = store.claims.peekNext({ workerId, resident, starvationMs: 60_000, now });
+        if (!job) throw new Error("nothing queued");
         return job;
       },
       next(id, state) {

@@ -13,12 +13,20 @@ const LONG_CHAT = { ...CHAT_REQUEST, options: { num_predict: 100_000 } };
 describe("job-runner", () => {
   const h = harness();
 
-  /** A runner wired as the worker wires it: real store, relay directory and target client. */
-  function wire(world: World, targetUrl: string) {
+  /**
+   * A runner wired as the worker wires it: real store, relay directory and target client. `afterClaim`
+   * runs right after each claim, to act at that moment (a cancel, a lost lease).
+   */
+  function wire(world: World, targetUrl: string, afterClaim: (jobId: string) => void = () => undefined) {
     const client = h.client(targetUrl);
     const residency = createModelResidency({ client, logger: world.log.logger, embedModel: "nomic-embed-text" });
     const runner = createJobRunner({
       client,
+      claim: (jobId) => {
+        const claimed = world.store.claims.claimQueued(world.workerId, jobId);
+        afterClaim(jobId);
+        return claimed;
+      },
       jobs: world.store.jobs,
       outcomes: world.outcomes,
       residency,
@@ -28,21 +36,21 @@ describe("job-runner", () => {
     return { client, residency, runner };
   }
 
-  /** The runner against the simulator, and a way to queue and claim a job as the queue runner would. */
-  async function setup(simOptions: SimulatorOptions = {}) {
+  /** The runner against the simulator, and a way to queue and pick a job as the queue runner would. */
+  async function setup(simOptions: SimulatorOptions = {}, afterClaim?: (world: World, jobId: string) => void) {
     const sim = await h.sim(simOptions);
     const world = h.world();
-    const claimed = (overrides: Partial<NewJob> = {}) => {
+    const picked = (overrides: Partial<NewJob> = {}) => {
       world.createJob(overrides);
-      return world.claim();
+      return world.pick();
     };
-    return { sim, world, claimed, ...wire(world, sim.url) };
+    return { sim, world, picked, ...wire(world, sim.url, afterClaim && ((jobId) => afterClaim(world, jobId))) };
   }
 
   describe("a target that answers", () => {
     it("streams a chat to done: #start, the target's chunks as they came, #end; result, metrics and artifacts stored", async () => {
-      const { world, runner, residency, claimed } = await setup();
-      const job = claimed();
+      const { world, runner, residency, picked } = await setup();
+      const job = picked();
       const running = runner.run(job);
       expect(runner.currentJobId()).to.equal(job.id);
       runner.checkCancel(); // nobody asked: nothing happens
@@ -79,15 +87,15 @@ describe("job-runner", () => {
     });
 
     it("relays a stream:false answer as one body, and an OpenAI stream as its SSE payloads", async () => {
-      const { world, runner, claimed } = await setup();
-      const whole = claimed({ kind: "generate", request: { model: "llama3.2", prompt: "hi", stream: false } });
+      const { world, runner, picked } = await setup();
+      const whole = picked({ kind: "generate", request: { model: "llama3.2", prompt: "hi", stream: false } });
       expect(await runner.run(whole)).to.equal("done");
       const wholeLines = world.relayLines(whole.id);
       expect(wholeLines).to.have.length(3);
       expect(JSON.parse(wholeLines[0]!.slice(7))).to.include({ content_type: "application/json; charset=utf-8" });
       expect(JSON.parse(wholeLines[1]!)).to.deep.equal(world.store.jobs.get(whole.id)!.result);
 
-      const sse = claimed({
+      const sse = picked({
         api: "openai",
         request: { model: "llama3.2", messages: [{ role: "user", content: "hi" }], stream: true, max_tokens: 3 },
       });
@@ -103,12 +111,89 @@ describe("job-runner", () => {
     });
   });
 
+  describe("the claim", () => {
+    /** A runner whose claim first does `before` (to the still-queued job), and which records the order of calls. */
+    async function withClaim(before: (world: World, jobId: string) => void, job: Partial<NewJob> = {}) {
+      const sim = await h.sim();
+      const world = h.world();
+      const client = h.client(sim.url);
+      const calls: string[] = [];
+      const runner = createJobRunner({
+        client: {
+          openStream: (...args: Parameters<typeof client.openStream>) => {
+            calls.push("request");
+            return client.openStream(...args);
+          },
+        },
+        claim: (jobId) => {
+          calls.push("claim");
+          before(world, jobId);
+          return world.store.claims.claimQueued(world.workerId, jobId);
+        },
+        jobs: world.store.jobs,
+        outcomes: world.outcomes,
+        residency: createModelResidency({ client, logger: world.log.logger, embedModel: "nomic-embed-text" }),
+        logger: world.log.logger,
+        dataDir: world.dataDir,
+      });
+      world.createJob({ mode: "sync", request: LONG_CHAT, ...job });
+      return { sim, world, runner, calls, job: world.pick() };
+    }
+
+    it("is made after the picked job's request has gone to the target; the run goes on with the claimed job", async () => {
+      const { world, runner, calls, job } = await withClaim(() => undefined, { request: CHAT_REQUEST });
+      expect(job).to.include({ state: "queued", attempts: 0 });
+      expect(await runner.run(job)).to.equal("done");
+      expect(calls).to.deep.equal(["request", "claim"]);
+      expect(world.store.jobs.get(job.id)).to.include({ state: "done", attempts: 1 });
+      const moves = world.store.transitions.history(job.id).map((t) => t.to_state);
+      expect(moves).to.deep.equal(["queued", "loading", "working", "done"]);
+      expect(world.relayLines(job.id)[0]).to.match(/^#start \{"attempt":1,/);
+    });
+
+    it("a job canceled between its pick and its claim is not run: 'unclaimed', its request aborted, nothing recorded", async () => {
+      const { sim, world, runner, calls, job } = await withClaim((w, id) => w.store.transitions.requestCancel(id));
+      const ended = nextEvent(sim, (e) => e.type === "request-end" && e.path === "/api/chat");
+      expect(await runner.run(job)).to.equal("unclaimed");
+      expect(calls).to.deep.equal(["request", "claim"]);
+      expect(world.store.jobs.get(job.id)).to.include({ state: "canceled", attempts: 0 });
+      expect(world.store.transitions.history(job.id).map((t) => t.to_state)).to.deep.equal(["queued", "canceled"]);
+      expect(world.relayLines(job.id)).to.deep.equal([]);
+      expect(await within(ended, 10_000, "the target's answer is released")).to.include({ aborted: true });
+    });
+
+    it("a claim the database refuses rejects the run (the claim loop stops and logs it), and aborts the request", async () => {
+      const { sim, world, runner, job } = await withClaim(() => {
+        throw new Error("database is locked");
+      });
+      const ended = nextEvent(sim, (e) => e.type === "request-end" && e.path === "/api/chat");
+      let thrown: unknown;
+      await runner.run(job).catch((err: unknown) => {
+        thrown = err;
+      });
+      expect((thrown as Error).message).to.equal("database is locked");
+      expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 0 });
+      expect(await within(ended, 10_000, "the target's answer is released")).to.include({ aborted: true });
+    });
+
+    it("a lease lost before the claim: 'unclaimed', the job still queued with no attempt spent, its request aborted", async () => {
+      const { sim, world, runner, job } = await withClaim((w) =>
+        w.store.db.prepare("UPDATE worker_lease SET worker_id = 'another-worker'").run(),
+      );
+      const ended = nextEvent(sim, (e) => e.type === "request-end" && e.path === "/api/chat");
+      expect(await runner.run(job)).to.equal("unclaimed");
+      expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 0 });
+      expect(world.store.transitions.history(job.id).map((t) => t.to_state)).to.deep.equal(["queued"]);
+      expect(await within(ended, 10_000, "the target's answer is released")).to.include({ aborted: true });
+    });
+  });
+
   describe("a target that does not answer", () => {
     it("unreachable: the job goes back to the queue with its attempt refunded, and the run says 'unreachable'", async () => {
-      const { sim, world, runner, claimed } = await setup();
+      const { sim, world, runner, picked } = await setup();
       await sim.faults.refuseConnections(600_000);
-      const job = claimed();
-      expect(job.attempts).to.equal(1);
+      const job = picked();
+      expect(job).to.include({ state: "queued", attempts: 0 });
       expect(await runner.run(job)).to.equal("unreachable");
       expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 0 });
       expect(world.store.transitions.history(job.id).at(-1)!.reason).to.match(/^target unreachable: ECONNREFUSED/);
@@ -116,18 +201,18 @@ describe("job-runner", () => {
     });
 
     it("unreachable with a cancel pending: canceled, and the relay tells its followers", async () => {
-      const { sim, world, runner, claimed } = await setup();
+      // The cancel arrives once the job is claimed (running), so it is only flagged; the requeue honours it.
+      const { sim, world, runner, picked } = await setup({}, (w, id) => w.store.transitions.requestCancel(id));
       await sim.faults.refuseConnections(600_000);
-      const job = claimed({ mode: "sync" });
-      world.store.transitions.requestCancel(job.id);
+      const job = picked({ mode: "sync" });
       expect(await runner.run(job)).to.equal("canceled");
       expect(world.store.jobs.get(job.id)!.state).to.equal("canceled");
       expect(world.relayEnds(job.id)).to.deep.equal([{ state: "canceled", status: 499, error: "job canceled" }]);
     });
 
     it("a 404: failed with the target's status, and its body byte for byte on the relay's end", async () => {
-      const { world, runner, claimed } = await setup();
-      const job = claimed({ model: "nosuch", request: { model: "nosuch", messages: [] } });
+      const { world, runner, picked } = await setup();
+      const job = picked({ model: "nosuch", request: { model: "nosuch", messages: [] } });
       expect(await runner.run(job)).to.equal("failed");
       expect(world.store.jobs.get(job.id)).to.include({
         state: "failed",
@@ -149,9 +234,9 @@ describe("job-runner", () => {
 
   describe("a stream that breaks off", () => {
     it("requeues an async job with attempts left, keeping its attempt; the next attempt's transcript is its own", async () => {
-      const { sim, world, runner, residency, claimed } = await setup();
+      const { sim, world, runner, residency, picked } = await setup();
       sim.faults.dieMidStream({ afterChunks: 2, count: 1, pathPrefix: "/api/chat" });
-      const job = claimed();
+      const job = picked();
       expect(await runner.run(job)).to.equal("requeued");
       expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 1 });
       const cut = world.relayLines(job.id);
@@ -160,8 +245,8 @@ describe("job-runner", () => {
       expect(world.store.transitions.history(job.id).at(-1)!.reason).to.match(/^target connection lost mid-generation/);
       expect(residency.resident(), "what the target holds is unknown after a break").to.equal(null);
 
-      const again = world.claim();
-      expect(again).to.include({ id: job.id, attempts: 2 });
+      const again = world.pick();
+      expect(again).to.include({ id: job.id, state: "queued", attempts: 1 });
       expect(await runner.run(again)).to.equal("done");
       const lines = world.relayLines(job.id);
       const secondStart = lines.findIndex((l) => l.startsWith('#start {"attempt":2,'));
@@ -180,9 +265,9 @@ describe("job-runner", () => {
       ["async", 1, /; attempt limit \(1\) reached$/],
     ] as Array<[JobMode, number, RegExp]>) {
       it(`fails ${mode === "sync" ? "a sync job whose caller has bytes" : "an async job on its last attempt"} with 502`, async () => {
-        const { sim, world, runner, claimed } = await setup();
+        const { sim, world, runner, picked } = await setup();
         sim.faults.dieMidStream({ afterChunks: 1, count: 1, pathPrefix: "/api/chat" });
-        const job = claimed({ mode, maxAttempts });
+        const job = picked({ mode, maxAttempts });
         expect(await runner.run(job)).to.equal("failed");
         const after = world.store.jobs.get(job.id)!;
         expect(after).to.include({ state: "failed", errorStatus: 502 });
@@ -200,7 +285,7 @@ describe("job-runner", () => {
       });
       const { runner } = wire(world, target.url);
       world.createJob({ mode: "sync" });
-      const job = world.claim();
+      const job = world.pick();
       expect(await runner.run(job)).to.equal("failed");
       expect(world.relayEnds(job.id)).to.deep.equal([
         { state: "failed", status: 502, error: "target ended the stream before its final chunk" },
@@ -210,8 +295,8 @@ describe("job-runner", () => {
 
   describe("a caller's cancel", () => {
     it("checkCancel aborts the target's generation mid-stream and ends the job canceled", async () => {
-      const { sim, world, runner, claimed } = await setup({ tokensPerSecond: 50 });
-      const job = claimed({ mode: "sync", request: LONG_CHAT });
+      const { sim, world, runner, picked } = await setup({ tokensPerSecond: 50 });
+      const job = picked({ mode: "sync", request: LONG_CHAT });
       const working = world.next(job.id, "working");
       const running = runner.run(job);
       await working;
@@ -226,10 +311,10 @@ describe("job-runner", () => {
     });
 
     it("a cancel before the target answered (a hung target) ends the job canceled too", async () => {
-      const { sim, world, runner, claimed } = await setup();
+      const { sim, world, runner, picked } = await setup();
       const hung = nextEvent(sim, (e) => e.type === "hang");
       sim.faults.hang({ count: 1, pathPrefix: "/api/chat" });
-      const job = claimed();
+      const job = picked();
       const running = runner.run(job);
       await hung;
       world.store.transitions.requestCancel(job.id);
@@ -243,7 +328,7 @@ describe("job-runner", () => {
   describe("shutdown", () => {
     async function midStream(mode: JobMode) {
       const s = await setup({ tokensPerSecond: 50 });
-      const job = s.claimed({ mode, request: LONG_CHAT });
+      const job = s.picked({ mode, request: LONG_CHAT });
       const working = s.world.next(job.id, "working");
       const running = s.runner.run(job);
       await working;
@@ -271,10 +356,10 @@ describe("job-runner", () => {
     });
 
     it("requeues even a sync job whose target had not answered yet: its caller keeps waiting", async () => {
-      const { sim, world, runner, claimed } = await setup();
+      const { sim, world, runner, picked } = await setup();
       const hung = nextEvent(sim, (e) => e.type === "hang");
       sim.faults.hang({ count: 1, pathPrefix: "/api/chat" });
-      const job = claimed({ mode: "sync" });
+      const job = picked({ mode: "sync" });
       const running = runner.run(job);
       await hung;
       await runner.abortForShutdown();
@@ -295,11 +380,11 @@ describe("job-runner", () => {
 
   describe("the unexpected", () => {
     it("an unexpected error fails the job with 500, releases the target's answer, and the runner goes on", async () => {
-      const { sim, world, runner, claimed } = await setup({ tokensPerSecond: 50 });
+      const { sim, world, runner, picked } = await setup({ tokensPerSecond: 50 });
       // The relay folder cannot be made: opening the job's relay throws once the target has answered.
       const relays = path.join(world.dataDir, "relays");
       fs.writeFileSync(relays, "a file where the folder should be");
-      const job = claimed({ request: LONG_CHAT });
+      const job = picked({ request: LONG_CHAT });
       const ended = nextEvent(sim, (e) => e.type === "request-end" && e.path === "/api/chat");
       expect(await runner.run(job)).to.equal("failed");
       const after = world.store.jobs.get(job.id)!;
@@ -310,15 +395,15 @@ describe("job-runner", () => {
       expect(await within(ended, 10_000, "the target's answer is released")).to.include({ aborted: true });
 
       fs.rmSync(relays);
-      const next = claimed();
+      const next = picked();
       expect(await runner.run(next)).to.equal("done");
       expect(world.relayLines(next.id).at(-1)).to.equal('#end {"state":"done"}');
     });
 
     it("a lease lost mid-job: the job is left to the active worker, nothing is recorded, the answer is released", async () => {
-      const { sim, world, runner, claimed } = await setup();
-      const job = claimed();
-      world.store.db.prepare("UPDATE worker_lease SET worker_id = 'another-worker'").run();
+      const loseLease = (w: World) => w.store.db.prepare("UPDATE worker_lease SET worker_id = 'another-worker'").run();
+      const { sim, world, runner, picked } = await setup({}, loseLease);
+      const job = picked();
       const ended = nextEvent(sim, (e) => e.type === "request-end" && e.path === "/api/chat");
       expect(await runner.run(job)).to.equal("requeued");
       expect(world.store.jobs.get(job.id)).to.include({ state: "loading", attempts: 1 });

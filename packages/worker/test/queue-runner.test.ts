@@ -26,6 +26,7 @@ describe("queue-runner", () => {
     const residency = createModelResidency({ client, logger: world.log.logger, embedModel: "nomic-embed-text" });
     const runner = createJobRunner({
       client,
+      claim: (jobId) => world.store.claims.claimQueued(world.workerId, jobId),
       jobs: world.store.jobs,
       outcomes: world.outcomes,
       residency,

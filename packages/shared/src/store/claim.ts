@@ -2,7 +2,7 @@ import { pickNext, type QueuedJobRef } from "../drain-policy.js";
 import { type ResidentKeys, residentList, sameLoad } from "../load-key.js";
 import { normalizeModelName } from "../model-name.js";
 import type { Db } from "./database.js";
-import type { JobRecord } from "./jobs.js";
+import { type JobRecord, type JobRow, jobFromRow } from "./jobs.js";
 import type { TransitionsStore } from "./transitions.js";
 import type { LeaseCheck } from "./worker-lease.js";
 
@@ -28,16 +28,23 @@ export interface ClaimRequest {
 }
 
 /**
- * The drain-by-model claim: in one IMMEDIATE transaction, checks that the caller still holds the worker
- * lease (closing the window where a stalled worker resumes after a standby took over, ADR 0004), reads the
- * rows `pickNext` can choose between (the oldest queued job, and the oldest queued job of each resident
- * load key, each one index lookup: two rows on a two-slot target), and moves the chosen one to `loading`,
- * counting an attempt.
+ * The drain-by-model claim. `pick` reads the rows `pickNext` can choose between (the oldest queued job, and
+ * the oldest queued job of each resident load key, each one index lookup: two rows on a two-slot target)
+ * and says which it chooses; `claimQueued` moves a chosen job to `loading`, counting an attempt, in one
+ * IMMEDIATE transaction that checks the caller still holds the worker lease (closing the window where a
+ * stalled worker resumes after a standby took over, ADR 0004) and that the job is still queued.
+ *
+ * The worker picks, sends the job's request to the target, and claims while the target works on it, so the
+ * claim's transaction is not between the caller's request and the target's (ADR 0032); `claimNext` does
+ * both at once, for tools and tests.
  */
 export function createClaimStore(db: Db, transitions: TransitionsStore, lease: LeaseCheck) {
   const oldest = db.prepare<[], QueuedJobRef>(OLDEST_QUEUED_SQL);
   const oldestForLoad = db.prepare<[string, string], QueuedJobRef>(OLDEST_QUEUED_FOR_MODEL_SQL);
-  const claim = db.transaction((request: ClaimRequest): JobRecord | null => {
+  const stateOf = db.prepare<[string], { state: string }>("SELECT state FROM jobs WHERE id = ?");
+  const selectJob = db.prepare<[string], JobRow>("SELECT * FROM jobs WHERE id = ?");
+
+  function pick(request: ClaimRequest): QueuedJobRef | null {
     if (!lease.holds(request.workerId)) return null;
     const first = oldest.get();
     if (!first) return null;
@@ -56,12 +63,28 @@ export function createClaimStore(db: Db, transitions: TransitionsStore, lease: L
         break;
       }
     }
-    const chosen = pickNext(candidates, resident, request.now, request.starvationMs)!;
-    return transitions
-      .forWorker(request.workerId)
-      .transition(chosen.id, "loading", { incrementAttempts: true, reason: "claimed" });
+    return pickNext(candidates, resident, request.now, request.starvationMs)!;
+  }
+
+  const claimQueued = db.transaction((workerId: string, id: string): JobRecord | null => {
+    if (!lease.holds(workerId) || stateOf.get(id)?.state !== "queued") return null;
+    return transitions.forWorker(workerId).transition(id, "loading", { incrementAttempts: true, reason: "claimed" });
+  });
+  const claim = db.transaction((request: ClaimRequest): JobRecord | null => {
+    const chosen = pick(request);
+    return chosen ? claimQueued(request.workerId, chosen.id) : null;
   });
   return {
+    /** The queued job the drain would run next, as it is now (still queued: nothing is written). */
+    peekNext(request: ClaimRequest): JobRecord | null {
+      const chosen = pick(request);
+      const row = chosen ? selectJob.get(chosen.id) : undefined;
+      return row ? jobFromRow(row) : null;
+    },
+    /** Claims a job picked earlier; null when it is no longer queued (canceled meanwhile) or the lease moved. */
+    claimQueued(workerId: string, id: string): JobRecord | null {
+      return claimQueued.immediate(workerId, id);
+    },
     claimNext(request: ClaimRequest): JobRecord | null {
       return claim.immediate(request);
     },
