@@ -1,5 +1,14 @@
 import http from "node:http";
-import { findNginx, percentile, type SummaryRow, startForeman, startNginx, startSim, table } from "./lib.js";
+import {
+  findNginx,
+  percentile,
+  type SummaryRow,
+  startForeman,
+  startNginx,
+  startSim,
+  startTwoHops,
+  table,
+} from "./lib.js";
 
 type Route = [name: string, url: string | null];
 
@@ -158,16 +167,18 @@ export async function benchGeneration(iterations: number, chunks = 1000) {
   // A figure added over direct-to-the-target, and nginx's added figure beside it.
   const added = (m: Record<string, number>, digits: number) => ({
     foreman: m.foreman! - m.direct!,
-    reference: m.nginx === undefined ? "n/a (nginx not installed)" : `nginx +${(m.nginx - m.direct!).toFixed(digits)}`,
+    reference: `${m.nginx === undefined ? "nginx n/a (not installed)" : `nginx +${(m.nginx - m.direct!).toFixed(digits)}`}; two Node hops +${(m["two Node hops"]! - m.direct!).toFixed(digits)}`,
   });
   try {
     // TTFT and throughput against the fast simulator.
     {
       const foreman = await startForeman(fast.url);
       const nginx = nginxPath ? await startNginx(nginxPath, fast.port) : null;
+      const hops = await startTwoHops(fast.url);
       const routes: Route[] = [
         ["direct", fast.url],
         ["nginx", nginx?.url ?? null],
+        ["two Node hops", hops.url],
         ["foreman", foreman.url],
       ];
       try {
@@ -199,16 +210,18 @@ export async function benchGeneration(iterations: number, chunks = 1000) {
           summary: [`foreman sustains ${tput.rates.foreman!.toFixed(0)} chunks/s on one stream (goal ≥ 5,000)`],
         });
       } finally {
-        await Promise.all([foreman.stop(), nginx?.stop()]);
+        await Promise.all([foreman.stop(), nginx?.stop(), hops.stop()]);
       }
     }
     // Per-chunk latency against a paced simulator (5 ms between chunks, so every chunk travels alone).
     {
       const foreman = await startForeman(paced.url);
       const nginx = nginxPath ? await startNginx(nginxPath, paced.port) : null;
+      const hops = await startTwoHops(paced.url);
       const routes: Route[] = [
         ["direct", paced.url],
         ["nginx", nginx?.url ?? null],
+        ["two Node hops", hops.url],
         ["foreman", foreman.url],
       ];
       try {
@@ -228,7 +241,7 @@ export async function benchGeneration(iterations: number, chunks = 1000) {
           ],
         });
       } finally {
-        await Promise.all([foreman.stop(), nginx?.stop()]);
+        await Promise.all([foreman.stop(), nginx?.stop(), hops.stop()]);
       }
     }
   } finally {

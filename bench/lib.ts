@@ -123,6 +123,26 @@ export async function startGateway(targetUrl: string, extraEnv: NodeJS.ProcessEn
   return { ...p, port, url: `http://127.0.0.1:${port}`, dataDir };
 }
 
+/**
+ * Two bare Node streaming proxies chained in front of `targetUrl` (bench/hop-proxy.mjs): the floor of two
+ * Node processes relaying a stream on this machine, with nothing of foreman's in them.
+ */
+export async function startTwoHops(targetUrl: string) {
+  const hop = async (upstream: string) => {
+    const port = await freePort();
+    const p = await startProcess(
+      process.execPath,
+      [path.join(ROOT, "bench/hop-proxy.mjs"), String(port), upstream],
+      { PATH: process.env.PATH },
+      /hop listening/,
+    );
+    return { ...p, url: `http://127.0.0.1:${port}` };
+  };
+  const inner = await hop(targetUrl);
+  const outer = await hop(inner.url);
+  return { url: outer.url, stop: () => Promise.all([outer.stop(), inner.stop()]).then(() => undefined) };
+}
+
 export function findNginx(): string | null {
   for (const candidate of ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]) {
     if (fs.existsSync(candidate)) return candidate;
