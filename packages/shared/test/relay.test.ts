@@ -147,6 +147,47 @@ describe("relay", () => {
     });
   });
 
+  it("delivers a line written while the caller handles a batch on the watch, not the fallback poll", async () => {
+    const dir = tempDir();
+    ensureRelay(dir, "job5");
+    const writer = RelayWriter.open(dir, "job5");
+    writer.data('{"n":1}');
+    const seen: string[] = [];
+    // A one-minute poll, past the test's timeout: every line after the first must come from the watch.
+    for await (const batch of followJobRelay(dir, "job5", { pollMs: 60_000 })) {
+      for (const item of batch) seen.push(item.kind === "data" ? item.line : item.kind);
+      // Appended after the follower's read and before it waits again, as a worker does between two chunks.
+      if (seen.length < 3) writer.data(`{"n":${seen.length + 1}}`);
+      else if (seen.length === 3) writer.end({ state: "done" });
+    }
+    expect(seen).to.deep.equal(['{"n":1}', '{"n":2}', '{"n":3}', "end"]);
+  });
+
+  it("holds the relay open only while data flows, and closes it when the follow ends or is aborted", async () => {
+    const dir = tempDir();
+    const file = ensureRelay(dir, "job6");
+    const openHere = () =>
+      fs.readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`) === file;
+        } catch {
+          return false;
+        }
+      }).length;
+    const controller = new AbortController();
+    const follower = followJobRelay(dir, "job6", { pollMs: 60_000, signal: controller.signal });
+    const first = follower.next();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(openHere(), "before any data: opened per read, not held").to.equal(0);
+    fs.appendFileSync(file, '{"n":1}\n');
+    expect((await first).value).to.deep.equal([{ kind: "data", line: '{"n":1}' }]);
+    expect(openHere(), "data flows: held").to.equal(1);
+    const next = follower.next();
+    controller.abort();
+    expect((await next).done).to.equal(true);
+    expect(openHere(), "after the follow").to.equal(0);
+  });
+
   it("stops when its signal aborts, and releases the watch", async () => {
     const dir = tempDir();
     ensureRelay(dir, "job4");
