@@ -258,6 +258,9 @@ describe("e2e: kill -9 of the worker mid-job", function () {
         body: JSON.stringify({ model: "slowload", messages: [{ role: "user", content: "load" }], stream: false }),
       });
       await loading;
+      // The claim is committed just after the request reaches the target (ADR 0032): killed before it, the
+      // job would simply still be queued. Its log line is written after the commit.
+      await first.waitForLine((l) => l.includes('"job loading"'));
       await first.kill("SIGKILL");
       const second = f.startWorker({}, "worker-2");
       await second.waitForLog("recovered interrupted jobs");
