@@ -282,6 +282,9 @@ export async function* followJobRelay(
           resolve(false);
         };
       });
+      // A poll period with nothing new (a requeued job waiting in the queue, say): the file is let go until
+      // data flows again, so idle followers hold no descriptor and a pruned relay's space is freed.
+      if (timedOut) reader.close();
       if (timedOut && !dirty && isEnded) {
         // Nothing new for a whole poll period: if the job ended without writing `#end` (its writer died
         // between the commit and the line), read once more, then end the follow from the database's word.
@@ -298,6 +301,19 @@ export async function* followJobRelay(
     watcher.close();
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/** How many answers a relay holds: its `#start` lines (0 without a relay). */
+export function relayStartCount(dataDir: string, jobId: string): number {
+  let text: Buffer;
+  try {
+    text = fs.readFileSync(relayPath(dataDir, jobId));
+  } catch {
+    return 0;
+  }
+  let count = text.subarray(0, 7).toString() === "#start " ? 1 : 0;
+  for (let at = text.indexOf("\n#start "); at >= 0; at = text.indexOf("\n#start ", at + 1)) count++;
+  return count;
 }
 
 /** Byte offset of the last `#start` line in a relay (0 when there is none). */
@@ -323,7 +339,7 @@ const readBuffer = Buffer.allocUnsafe(READ_CHUNK);
  * before the next read). Until the relay first shows data, each read opens the file and closes it again: a
  * gateway may follow thousands of queued jobs' relays at once, and an inotify watch costs no file
  * descriptor. From the first data on (the job is running, and its chunks come one read each), the file
- * stays open until the follow ends.
+ * stays open until the follow ends or a poll period passes with nothing new.
  */
 class RelayReader {
   private fd: number | null = null;

@@ -186,6 +186,21 @@ describe("relay", () => {
     controller.abort();
     expect((await next).done).to.equal(true);
     expect(openHere(), "after the follow").to.equal(0);
+
+    // A follower left waiting (a requeued job back in the queue) lets the file go after a quiet poll period.
+    const stop = new AbortController();
+    const waiting = followJobRelay(dir, "job6", { pollMs: 20, signal: stop.signal });
+    try {
+      expect((await waiting.next()).value).to.have.length(1);
+      const more = waiting.next();
+      expect(openHere(), "just read: held").to.equal(1);
+      for (let i = 0; i < 200 && openHere() > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(openHere(), "after a quiet poll period").to.equal(0);
+      fs.appendFileSync(file, '{"n":2}\n');
+      expect((await more).value).to.deep.equal([{ kind: "data", line: '{"n":2}' }]);
+    } finally {
+      stop.abort();
+    }
   });
 
   it("stops when its signal aborts, and releases the watch", async () => {

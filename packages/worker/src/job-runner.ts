@@ -19,7 +19,7 @@ import type { TargetClient } from "./target-client.js";
 /**
  * How a run ended; "unreachable" means the target was not reached and the job is queued again; "unclaimed"
  * that the job was no longer this worker's to run when it came to claim it (canceled while queued, the
- * lease moved, or a shutdown began), so nothing was recorded.
+ * lease moved, or a shutdown's grace period ended), so nothing was recorded.
  */
 export type RunOutcome = Ending | "unreachable" | "unclaimed";
 
@@ -52,6 +52,8 @@ interface Run {
   done: Promise<RunOutcome>;
   /** Releases the target's response and the relay if the run ends in an unexpected error. */
   release?: () => void;
+  /** The relay's `#start` for this run is written (or held to go out with the first chunk). */
+  answered?: boolean;
 }
 
 /**
@@ -65,39 +67,65 @@ export function createJobRunner(deps: JobRunnerDeps) {
   let current: Run | null = null;
 
   /**
+   * After a claim the database refused, the next run claims before it touches the target, until a claim
+   * succeeds: a database that keeps refusing must not have the worker swap models and send requests for
+   * jobs it cannot record, once per wake-up.
+   */
+  let claimFirst = false;
+
+  function claimNow(run: Run): JobRecord | null {
+    try {
+      const claimed = run.controller.signal.aborted ? null : deps.claim(run.job.id);
+      claimFirst = false;
+      return claimed;
+    } catch (err) {
+      claimFirst = true;
+      run.controller.abort();
+      throw new ClaimFailedError(err);
+    }
+  }
+
+  /**
    * Claims the picked job once its request is on its way to the target: the claim's transaction runs while
    * the target works, instead of between the caller's request and the target's (ADR 0032). A job that is no
-   * longer queued by then (canceled while queued) is not run: its request is aborted. Getting the model
-   * ready comes first; if that throws, the job is claimed all the same, so the failure is recorded on it.
+   * longer queued by then (canceled while queued) is not run: its request is aborted; one canceled while the
+   * model was being made ready is not sent at all. Getting the model ready comes first; if that throws, the
+   * job is claimed all the same, so the failure is recorded on it.
    */
   async function claimAfterSending(run: Run): Promise<{ opened: Promise<http.IncomingMessage> } | "unclaimed"> {
     const picked = run.job;
+    let claimed: JobRecord | null | undefined;
+    if (claimFirst) {
+      claimed = claimNow(run);
+      if (!claimed) return "unclaimed";
+      run.job = claimed;
+    }
     let opened: Promise<http.IncomingMessage> | null = null;
     let notReady: { error: unknown } | null = null;
     try {
       await residency.prepareFor(loadKeyOf(picked.model, picked.api, picked.request));
-      opened = deps.client.openStream(targetPathFor(picked), JSON.stringify(picked.request), run.controller.signal);
-      // Awaited by the caller once the claim is made: a refusal must not count as unhandled meanwhile.
-      opened.catch(() => undefined);
-      // One turn of the event loop: the request is handed to its socket on the next tick.
-      await new Promise((resolve) => setImmediate(resolve));
+      // Getting ready can take a while (unloading another model): a job canceled meanwhile is not sent.
+      if (claimed === undefined && deps.jobs.state(picked.id) !== "queued") run.controller.abort();
+      if (!run.controller.signal.aborted) {
+        opened = deps.client.openStream(targetPathFor(picked), JSON.stringify(picked.request), run.controller.signal);
+        // Awaited by the caller once the claim is made: a refusal must not count as unhandled meanwhile.
+        opened.catch(() => undefined);
+        // One turn of the event loop: the request is handed to its socket on the next tick.
+        if (claimed === undefined) await new Promise((resolve) => setImmediate(resolve));
+      }
     } catch (error) {
       notReady = { error };
     }
-    let claimed: JobRecord | null;
-    try {
-      claimed = run.controller.signal.aborted ? null : deps.claim(picked.id);
-    } catch (err) {
-      run.controller.abort();
-      throw new ClaimFailedError(err);
-    }
+    if (claimed === undefined) claimed = claimNow(run);
     if (!claimed) {
       run.controller.abort();
       await opened?.catch(() => undefined);
       return "unclaimed";
     }
     run.job = claimed;
-    if (notReady || !opened) throw notReady?.error;
+    if (notReady) throw notReady.error;
+    // Claimed first, then stopped (a cancel or a shutdown) before anything was sent.
+    if (!opened) return { opened: Promise.reject(new Error("stopped before the request was sent")) };
     return { opened };
   }
 
@@ -140,13 +168,14 @@ export function createJobRunner(deps: JobRunnerDeps) {
       relay.close();
     };
     outcomes.answered(job, relay, { status, contentType });
+    run.answered = true;
     // `working` is committed once the first chunk is on the relay (see JobOutcomes.working), and at the
     // latest before the run's end is recorded.
     let working = false;
     const markWorking = () => {
       if (working) return;
-      working = true;
       outcomes.working(job);
+      working = true;
     };
     const relayThenWorking = {
       data(line: string) {
@@ -160,25 +189,14 @@ export function createJobRunner(deps: JobRunnerDeps) {
       tail = await pumpToRelay(res, relayFraming(contentType), relayThenWorking, collector, deps.lineLimit);
     } catch (err) {
       if (err instanceof LeaseLostError) throw err;
-      markWorkingBeforeTheEnd(markWorking);
+      // The target did answer: `working` precedes the end (a commit that fails again is unexpected).
+      markWorking();
       if (controller.signal.aborted) return stopped(run, relay, true);
       return brokeOff(job, relay, `target connection lost mid-generation: ${(err as Error).message}`);
     }
     markWorking();
     if (!collector.done) return brokeOff(job, relay, "target ended the stream before its final chunk");
     return outcomes.done(job, relay, { result: collector.result(), metrics: collector.metrics(), tail });
-  }
-
-  /**
-   * A run that broke off or was stopped still records `working` first (the target did answer), unless that
-   * commit is what failed: then the end is recorded from `loading`, which the state machine allows too.
-   */
-  function markWorkingBeforeTheEnd(markWorking: () => void): void {
-    try {
-      markWorking();
-    } catch (err) {
-      if (err instanceof LeaseLostError) throw err;
-    }
   }
 
   function brokeOff(job: JobRecord, relay: RelayWriter, error: string): RunOutcome {
@@ -217,6 +235,8 @@ export function createJobRunner(deps: JobRunnerDeps) {
     try {
       const state = deps.jobs.state(job.id);
       if (state === "loading" || state === "working") {
+        // Each `#start` in a relay has its `working` move: resumed streams number answers by those moves.
+        if (state === "loading" && run.answered) outcomes.working(job);
         return outcomes.failed(job, null, { error: `worker error: ${message}`, status: 500 });
       }
     } catch (inner) {
@@ -242,7 +262,12 @@ export function createJobRunner(deps: JobRunnerDeps) {
     /** Aborts the current job if a caller asked to cancel it; cheap enough to call on every wake-up. */
     checkCancel(): void {
       if (!current || current.reason) return;
-      if (deps.jobs.cancelRequested(current.job.id)) {
+      // Picked but not claimed yet: a cancel ends a queued job at once, with no flag to read.
+      const canceled =
+        current.job.state === "queued"
+          ? deps.jobs.state(current.job.id) !== "queued"
+          : deps.jobs.cancelRequested(current.job.id);
+      if (canceled) {
         current.reason = "cancel";
         current.controller.abort();
       }

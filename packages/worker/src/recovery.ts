@@ -1,4 +1,4 @@
-import { type JobOutcomes, type Logger, relayStarted, type Store } from "@foreman/shared";
+import { type JobOutcomes, type Logger, relayStartCount, relayStarted, type Store } from "@foreman/shared";
 
 /**
  * Jobs left in `loading` or `working` when a worker becomes active were interrupted (the previous worker was
@@ -22,6 +22,11 @@ export function recoverInterruptedJobs({
 }): number {
   const jobs = store.transitions.activeJobs().filter((job) => job.id !== except);
   for (const job of jobs) {
+    // Killed between the relay's `#start` and the `working` commit that follows it (ADR 0032): the move is
+    // recorded first, so each answer in the relay has one (resumed streams number answers by those moves).
+    if (job.state === "loading" && relayStartCount(dataDir, job.id) > workingMoves(store, job.id)) {
+      outcomes.working(job);
+    }
     outcomes.interrupted(job, null, {
       error: "worker interrupted while the job was running",
       status: 503,
@@ -30,4 +35,8 @@ export function recoverInterruptedJobs({
   }
   if (jobs.length > 0) logger.warn("recovered interrupted jobs", { count: jobs.length });
   return jobs.length;
+}
+
+function workingMoves(store: Pick<Store, "transitions">, jobId: string): number {
+  return store.transitions.history(jobId).filter((move) => move.to_state === "working").length;
 }

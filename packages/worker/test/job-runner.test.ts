@@ -113,10 +113,16 @@ describe("job-runner", () => {
 
   describe("the claim", () => {
     /** A runner whose claim first does `before` (to the still-queued job), and which records the order of calls. */
-    async function withClaim(before: (world: World, jobId: string) => void, job: Partial<NewJob> = {}) {
+    async function withClaim(
+      before: (world: World, jobId: string) => void,
+      job: Partial<NewJob> = {},
+      /** Runs as the model is made ready for the job, before its request is sent. */
+      preparing: (world: World) => void = () => undefined,
+    ) {
       const sim = await h.sim();
       const world = h.world();
       const client = h.client(sim.url);
+      const residency = createModelResidency({ client, logger: world.log.logger, embedModel: "nomic-embed-text" });
       const calls: string[] = [];
       const runner = createJobRunner({
         client: {
@@ -132,7 +138,13 @@ describe("job-runner", () => {
         },
         jobs: world.store.jobs,
         outcomes: world.outcomes,
-        residency: createModelResidency({ client, logger: world.log.logger, embedModel: "nomic-embed-text" }),
+        residency: {
+          ...residency,
+          async prepareFor(key) {
+            preparing(world);
+            await residency.prepareFor(key);
+          },
+        },
         logger: world.log.logger,
         dataDir: world.dataDir,
       });
@@ -174,6 +186,37 @@ describe("job-runner", () => {
       expect((thrown as Error).message).to.equal("database is locked");
       expect(world.store.jobs.get(job.id)).to.include({ state: "queued", attempts: 0 });
       expect(await within(ended, 10_000, "the target's answer is released")).to.include({ aborted: true });
+    });
+
+    it("a job canceled while its model is made ready is not sent at all: 'unclaimed', nothing recorded", async () => {
+      const { world, runner, calls, job } = await withClaim(
+        () => undefined,
+        {},
+        (w) => w.store.transitions.requestCancel(w.pick().id),
+      );
+      expect(await runner.run(job)).to.equal("unclaimed");
+      expect(calls, "neither a request nor a claim").to.deep.equal([]);
+      expect(world.store.transitions.history(job.id).map((t) => t.to_state)).to.deep.equal(["queued", "canceled"]);
+    });
+
+    it("after a claim the database refused, the next run claims before it sends, until a claim succeeds", async () => {
+      let refuse = true;
+      const { world, runner, calls, job } = await withClaim(
+        () => {
+          if (refuse) {
+            refuse = false;
+            throw new Error("database is locked");
+          }
+        },
+        { request: CHAT_REQUEST },
+      );
+      await runner.run(job).catch(() => undefined);
+      expect(calls).to.deep.equal(["request", "claim"]);
+      expect(await runner.run(world.pick())).to.equal("done");
+      expect(calls.slice(2), "claimed first, then sent").to.deep.equal(["claim", "request"]);
+      world.createJob({ request: CHAT_REQUEST });
+      expect(await runner.run(world.pick())).to.equal("done");
+      expect(calls.slice(4), "back to sending first").to.deep.equal(["request", "claim"]);
     });
 
     it("a lease lost before the claim: 'unclaimed', the job still queued with no attempt spent, its request aborted", async () => {

@@ -89,6 +89,30 @@ describe("recovery", () => {
     expect(await world.log.waitFor("recovered interrupted jobs")).to.include({ count: 6 });
   });
 
+  it("records `working` for a worker killed between the relay's #start and its commit, so answers and moves agree", () => {
+    const world = h.world();
+    // Each answer: the relay's #start, then the `working` commit (ADR 0032); killed in between on the second.
+    const job = leftRunning(world, { mode: "async", attempts: 1, state: "working", started: true });
+    world.store.transitions.requeue(job.id, { reason: "target connection lost mid-generation" });
+    world.store.transitions.transition(job.id, "loading", { incrementAttempts: true });
+    const relay = RelayWriter.open(world.dataDir, job.id);
+    relay.start({ attempt: 2, status: 200, content_type: "application/x-ndjson" });
+    relay.data('{"message":{"content":"second"},"done":false}');
+    relay.close();
+    // And one killed before its target answered: no #start of its own, so no `working`.
+    const waiting = leftRunning(world, { mode: "async", attempts: 1, state: "loading", started: false });
+
+    recoverInterruptedJobs({
+      store: world.store,
+      outcomes: world.outcomes,
+      logger: world.log.logger,
+      dataDir: world.dataDir,
+    });
+    const moves = (id: string) => world.store.transitions.history(id).map((m) => m.to_state);
+    expect(moves(job.id)).to.deep.equal(["queued", "loading", "working", "queued", "loading", "working", "failed"]);
+    expect(moves(waiting.id)).to.deep.equal(["queued", "loading", "queued"]);
+  });
+
   it("finds nothing to do when no job was left running", () => {
     const world = h.world();
     world.createJob();

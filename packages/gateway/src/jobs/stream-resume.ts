@@ -5,8 +5,9 @@ import { isTerminal, type RelayLine, type Store, ValidationError } from "@forema
  * the attempt being streamed (the ones the caller already has), and `X-Foreman-Attempt` names that attempt
  * so a caller that reattaches can say which attempt its n chunks came from (`&attempt=<k>`).
  *
- * An attempt here is one answer of the target: the k-th `#start` line of the job's relay, which the worker
- * writes right after committing the job's move to `working`. Counting those moves in the job's history
+ * An attempt here is one answer of the target: the k-th `#start` line of the job's relay, each of which has
+ * its move to `working` in the job's history (committed right after the line; by the next worker's recovery
+ * when the worker was killed in between). Counting those moves in the job's history
  * (rather than using the job's `attempts` counter, which a worker that hands a job back at shutdown
  * refunds) gives every answer its own number, so a resumed stream never splices one answer's chunks onto
  * another's: chunks of a cut-short answer cannot be continued by the next one, which generates anew.
