@@ -199,7 +199,9 @@ describe("relay", () => {
       fs.appendFileSync(file, '{"n":2}\n');
       expect((await more).value).to.deep.equal([{ kind: "data", line: '{"n":2}' }]);
     } finally {
+      // Aborted for a follower still waiting (a failed expectation above), returned for one at a yield.
       stop.abort();
+      await waiting.return(undefined);
     }
   });
 
