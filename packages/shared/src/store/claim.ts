@@ -2,7 +2,7 @@ import { pickNext, type QueuedJobRef } from "../drain-policy.js";
 import { type ResidentKeys, residentList, sameLoad } from "../load-key.js";
 import { normalizeModelName } from "../model-name.js";
 import type { Db } from "./database.js";
-import { type JobRecord, type JobRow, jobFromRow } from "./jobs.js";
+import type { JobRecord, JobsStore } from "./jobs.js";
 import type { TransitionsStore } from "./transitions.js";
 import type { LeaseCheck } from "./worker-lease.js";
 
@@ -38,11 +38,14 @@ export interface ClaimRequest {
  * claim's transaction is not between the caller's request and the target's (ADR 0032); `claimNext` does
  * both at once, for tools and tests.
  */
-export function createClaimStore(db: Db, transitions: TransitionsStore, lease: LeaseCheck) {
+export function createClaimStore(
+  db: Db,
+  jobs: Pick<JobsStore, "get" | "state">,
+  transitions: TransitionsStore,
+  lease: LeaseCheck,
+) {
   const oldest = db.prepare<[], QueuedJobRef>(OLDEST_QUEUED_SQL);
   const oldestForLoad = db.prepare<[string, string], QueuedJobRef>(OLDEST_QUEUED_FOR_MODEL_SQL);
-  const stateOf = db.prepare<[string], { state: string }>("SELECT state FROM jobs WHERE id = ?");
-  const selectJob = db.prepare<[string], JobRow>("SELECT * FROM jobs WHERE id = ?");
 
   function pick(request: ClaimRequest): QueuedJobRef | null {
     if (!lease.holds(request.workerId)) return null;
@@ -67,7 +70,7 @@ export function createClaimStore(db: Db, transitions: TransitionsStore, lease: L
   }
 
   const claimQueued = db.transaction((workerId: string, id: string): JobRecord | null => {
-    if (!lease.holds(workerId) || stateOf.get(id)?.state !== "queued") return null;
+    if (!lease.holds(workerId) || jobs.state(id) !== "queued") return null;
     return transitions.forWorker(workerId).transition(id, "loading", { incrementAttempts: true, reason: "claimed" });
   });
   const claim = db.transaction((request: ClaimRequest): JobRecord | null => {
@@ -78,8 +81,7 @@ export function createClaimStore(db: Db, transitions: TransitionsStore, lease: L
     /** The queued job the drain would run next, as it is now (still queued: nothing is written). */
     peekNext(request: ClaimRequest): JobRecord | null {
       const chosen = pick(request);
-      const row = chosen ? selectJob.get(chosen.id) : undefined;
-      return row ? jobFromRow(row) : null;
+      return chosen ? jobs.get(chosen.id) : null;
     },
     /** Claims a job picked earlier; null when it is no longer queued (canceled meanwhile) or the lease moved. */
     claimQueued(workerId: string, id: string): JobRecord | null {

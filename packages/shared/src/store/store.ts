@@ -48,12 +48,13 @@ export function openStore(options: StoreOptions) {
     ...(options.drainByRunnerOptions !== undefined ? { drainByRunnerOptions: options.drainByRunnerOptions } : {}),
     ...(options.onTransition ? { onTransition: options.onTransition } : {}),
   });
+  const jobs = createJobsStore(db);
   return {
     db: db as Database.Database,
     migration,
-    jobs: createJobsStore(db),
+    jobs,
     transitions,
-    claims: createClaimStore(db, transitions, lease),
+    claims: createClaimStore(db, jobs, transitions, lease),
     queuePositions: createQueuePositionStore(db),
     outbox: createOutboxStore(db, { now, metrics }),
     artifacts,
